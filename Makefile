@@ -1,0 +1,28 @@
+# archsearch: `make run` and `make test` do all the set-up on a fresh machine.
+# Extra arguments for the binary: make run ARGS="--rollouts 200 --seed 3"
+ARGS ?=
+CARGO ?= cargo
+
+.PHONY: all setup build run test bench fmt clean
+all: build
+
+setup:  ## libtorch 2.11.0, once per machine (see scripts/setup-libtorch.sh)
+	@bash scripts/setup-libtorch.sh
+
+build: setup  ## target/release/archsearch, runnable without environment variables
+	$(CARGO) build --release --all-features
+
+run: build  ## the default 5000-rollout half-moon search
+	./target/release/archsearch $(ARGS)
+
+test: setup  ## every test, unit and end to end
+	$(CARGO) test --release --all-features
+
+bench: build  ## speed figures for BENCHMARKS.md
+	./target/release/archsearch bench $(ARGS)
+
+fmt:
+	$(CARGO) fmt --all
+
+clean:
+	$(CARGO) clean

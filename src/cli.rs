@@ -1,0 +1,213 @@
+//! The command line: flags for the settings people change most (defaults from `config.rs`),
+//! checked before any work starts, and the mapping of errors to exit codes.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use tch::Device;
+
+use crate::config::{self, Settings};
+use crate::data::Source;
+use crate::error::{UsageError, EXIT_USAGE};
+
+/// Neural architecture search on libtorch. Without a command: the half-moon search of a GRU
+/// controller trained by REINFORCE (Zoph & Le 2016), writing CSV, JSON and plots to --out.
+#[derive(Parser, Debug)]
+#[command(name = "archsearch", version, about, long_about = None, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub search: SearchArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Measure child-training speed (single child and population) on a device.
+    Bench(crate::bench::BenchArgs),
+}
+
+/// Flags of the default search.
+#[derive(Args, Debug, Clone)]
+pub struct SearchArgs {
+    /// Architectures to sample and train (per search)
+    #[arg(long, default_value_t = config::ROLLOUTS as u64, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub rollouts: u64,
+    /// Seed of the controller, the children and the retraining (CPU runs repeat exactly)
+    #[arg(long, default_value_t = config::SEED)]
+    pub seed: u64,
+    /// Where children train: auto, cpu, cuda or cuda:N (auto picks CUDA when libtorch sees one)
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Output folder [default: runs/<date-time>]; must not exist or be empty
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Points to search on instead of the moons: a CSV file with header x1,x2,label
+    #[arg(long, conflicts_with = "dataset", value_name = "FILE.csv")]
+    pub data: Option<PathBuf>,
+    /// A real dataset from linfa-datasets instead of the moons
+    #[arg(long, value_parser = crate::data::NAMED_DATASETS)]
+    pub dataset: Option<String>,
+    /// Rollouts sampled per controller update; their children train together (K)
+    #[arg(long, default_value_t = config::ROLLOUTS_PER_UPDATE as u64, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub rollouts_per_update: u64,
+    /// Independent searches (seeds seed, seed+1, ...) run in lockstep, children trained together (S)
+    #[arg(long, default_value_t = config::SEARCHES as u64, value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub searches: u64,
+    /// No progress bar or progress lines
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+impl SearchArgs {
+    /// The settings of this run: the constants with the flags applied.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            rollouts: self.rollouts as usize,
+            seed: self.seed,
+            rollouts_per_update: self.rollouts_per_update as usize,
+            searches: self.searches as usize,
+            ..Settings::default()
+        }
+    }
+
+    /// Where the points come from.
+    pub fn source(&self) -> Source {
+        match (&self.data, &self.dataset) {
+            (Some(path), _) => Source::Csv(path.clone()),
+            (None, Some(name)) => Source::Named(name.clone()),
+            (None, None) => Source::Moons,
+        }
+    }
+}
+
+/// Resolves `auto`, `cpu`, `cuda` and `cuda:N`; asking for CUDA where there is none is an error.
+pub fn parse_device(text: &str) -> Result<Device, UsageError> {
+    let no_cuda = || {
+        UsageError::new(format!(
+            "`--device {text}` was asked for, but libtorch sees no CUDA device; use `--device cpu` (or `auto`)"
+        ))
+    };
+    match text {
+        "auto" => Ok(Device::cuda_if_available()),
+        "cpu" => Ok(Device::Cpu),
+        "cuda" => {
+            if tch::Cuda::is_available() {
+                Ok(Device::Cuda(0))
+            } else {
+                Err(no_cuda())
+            }
+        }
+        other => {
+            let index = other
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse::<usize>().ok())
+                .ok_or_else(|| {
+                    UsageError::new(format!(
+                        "unknown device `{other}`; use auto, cpu, cuda or cuda:N"
+                    ))
+                })?;
+            let count = tch::Cuda::device_count() as usize;
+            if count == 0 {
+                Err(no_cuda())
+            } else if index >= count {
+                Err(UsageError::new(format!(
+                    "`--device {other}` was asked for, but libtorch sees {count} CUDA device(s): use cuda:0 to cuda:{}",
+                    count - 1
+                )))
+            } else {
+                Ok(Device::Cuda(index))
+            }
+        }
+    }
+}
+
+/// A readable name for a device, with the GPU model where known.
+pub fn device_name(device: Device) -> String {
+    match device {
+        Device::Cpu => "cpu".into(),
+        Device::Cuda(i) => format!("cuda:{i}"),
+        other => format!("{other:?}").to_lowercase(),
+    }
+}
+
+/// Parses the command line, runs it, and turns the outcome into an exit code.
+pub fn main() -> i32 {
+    install_panic_hook();
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Some(Command::Bench(args)) => crate::bench::run(&args).map(|_| 0),
+        None => crate::run::search(&cli.search),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            if let Some(usage) = e.downcast_ref::<UsageError>() {
+                eprintln!("error: {usage}");
+                EXIT_USAGE
+            } else {
+                eprintln!("error: {e:#}");
+                1
+            }
+        }
+    }
+}
+
+/// A failure inside libtorch or a bug prints one line, not a backtrace.
+fn install_panic_hook() {
+    if std::env::var_os("RUST_BACKTRACE").is_some() {
+        return;
+    }
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| info.payload().downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "unknown".into());
+        let message = message.lines().next().unwrap_or("").to_string();
+        let place = info
+            .location()
+            .map(|l| format!(" ({}:{})", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("error: internal failure: {message}{place}\nThis is a bug in archsearch or libtorch; set RUST_BACKTRACE=1 for details.");
+    }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_parse_or_explain() {
+        assert_eq!(parse_device("cpu"), Ok(Device::Cpu));
+        assert!(parse_device("gpu")
+            .unwrap_err()
+            .0
+            .contains("unknown device"));
+        if !tch::Cuda::is_available() {
+            assert!(parse_device("cuda")
+                .unwrap_err()
+                .0
+                .contains("no CUDA device"));
+            assert!(parse_device("cuda:1")
+                .unwrap_err()
+                .0
+                .contains("no CUDA device"));
+            assert_eq!(parse_device("auto"), Ok(Device::Cpu));
+        }
+    }
+
+    #[test]
+    fn flags_override_the_constants() {
+        let cli = Cli::try_parse_from(["archsearch", "--rollouts", "20", "--seed", "3"]).unwrap();
+        let s = cli.search.settings();
+        assert_eq!((s.rollouts, s.seed), (20, 3));
+        assert_eq!(s.child, crate::config::ChildSettings::default());
+        assert!(Cli::try_parse_from(["archsearch", "--rollouts", "0"]).is_err());
+        assert!(Cli::try_parse_from(["archsearch", "--rollouts", "-5"]).is_err());
+        assert!(
+            Cli::try_parse_from(["archsearch", "--data", "a.csv", "--dataset", "iris"]).is_err()
+        );
+    }
+}

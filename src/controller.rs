@@ -1,0 +1,413 @@
+//! The controller of Zoph & Le (2016) as the half-moon demo builds it (REFERENCE.md section 1):
+//! a GRU cell and a linear head over a space's options, sampling one decision at a time and
+//! trained by REINFORCE with an entropy bonus. It never names a search space: it only sees the
+//! number of options and when a sequence is complete.
+
+use rand::RngExt;
+use tch::{Device, Kind, Tensor};
+
+use crate::adam::Adam;
+use crate::space::SearchSpace;
+
+/// A GRU-cell policy over `vocabulary` options, its weights in one flat tensor with Adam state.
+pub struct Controller {
+    pub vocabulary: usize,
+    pub hidden: usize,
+    /// Feed the previous decision back as a one-hot input; false feeds zeros (the reference).
+    pub feed_previous: bool,
+    params: Tensor,
+    adam: Adam,
+    device: Device,
+}
+
+/// One REINFORCE update's figures.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UpdateStats {
+    pub loss: f64,
+    /// Mean entropy of the decisions' distributions (nats).
+    pub entropy: f64,
+}
+
+impl Controller {
+    /// PyTorch's default initialisation: every GRU weight and bias uniform in ±1/sqrt(hidden),
+    /// the head's weight and bias uniform in ±1/sqrt(hidden); drawn from `rng`.
+    pub fn new(
+        vocabulary: usize,
+        hidden: usize,
+        feed_previous: bool,
+        device: Device,
+        rng: &mut impl rand::Rng,
+    ) -> Self {
+        let n = Self::n_params(vocabulary, hidden);
+        let bound = 1.0 / (hidden as f64).sqrt();
+        let values: Vec<f32> = (0..n)
+            .map(|_| rng.random_range(-bound..bound) as f32)
+            .collect();
+        let params = Tensor::from_slice(&values)
+            .to_device(device)
+            .set_requires_grad(true);
+        let adam = Adam::new(&params);
+        Controller {
+            vocabulary,
+            hidden,
+            feed_previous,
+            params,
+            adam,
+            device,
+        }
+    }
+
+    fn n_params(v: usize, h: usize) -> usize {
+        3 * h * v + 3 * h * h + 3 * h + 3 * h + v * h + v
+    }
+
+    /// The flat weights (for checkpoints and tests).
+    pub fn params(&self) -> &Tensor {
+        &self.params
+    }
+
+    /// GRU weights `w_ih [3h, v]`, `w_hh [3h, h]`, `b_ih`, `b_hh`, head `w [v, h]`, `b [v]`:
+    /// views into the flat weights, made per call so autograd reaches the flat tensor.
+    fn views(&self) -> [Tensor; 6] {
+        let (v, h) = (self.vocabulary as i64, self.hidden as i64);
+        let sizes = [
+            (3 * h, v),
+            (3 * h, h),
+            (3 * h, 1),
+            (3 * h, 1),
+            (v, h),
+            (v, 1),
+        ];
+        let mut offset = 0;
+        sizes.map(|(rows, cols)| {
+            let t = self.params.narrow(0, offset, rows * cols);
+            offset += rows * cols;
+            if cols == 1 {
+                t
+            } else {
+                t.view([rows, cols])
+            }
+        })
+    }
+
+    /// Logits `[k, vocabulary]` for step `t` of `k` sequences and the new hidden state.
+    fn step(
+        &self,
+        w: &[Tensor; 6],
+        previous: Option<&Tensor>,
+        h: &Tensor,
+        k: i64,
+    ) -> (Tensor, Tensor) {
+        let input = match (self.feed_previous, previous) {
+            (true, Some(actions)) => actions.one_hot(self.vocabulary as i64).to_kind(Kind::Float),
+            _ => Tensor::zeros([k, self.vocabulary as i64], (Kind::Float, self.device)),
+        };
+        let h = input.gru_cell(h, &w[0], &w[1], Some(&w[2]), Some(&w[3]));
+        let logits = w[5].addmm(&h, &w[4].tr());
+        (logits, h)
+    }
+
+    /// Samples `k` complete decision sequences from the current policy, drawing from `rng`.
+    pub fn sample(
+        &self,
+        space: &dyn SearchSpace,
+        k: usize,
+        rng: &mut impl rand::Rng,
+    ) -> Vec<Vec<usize>> {
+        let _guard = tch::no_grad_guard();
+        let w = self.views();
+        let mut h = Tensor::zeros([k as i64, self.hidden as i64], (Kind::Float, self.device));
+        let mut sequences: Vec<Vec<usize>> = vec![Vec::new(); k];
+        let mut previous: Option<Tensor> = None;
+        for _ in 0..space.max_decisions() {
+            if sequences
+                .iter()
+                .all(|s| space.is_complete(s) && !s.is_empty())
+            {
+                break;
+            }
+            let (logits, h_next) = self.step(&w, previous.as_ref(), &h, k as i64);
+            h = h_next;
+            let probs: Vec<f64> = Vec::try_from(logits.softmax(1, Kind::Double).flatten(0, 1))
+                .expect("probabilities");
+            let mut chosen = Vec::with_capacity(k);
+            for (i, seq) in sequences.iter_mut().enumerate() {
+                let row = &probs[i * self.vocabulary..(i + 1) * self.vocabulary];
+                let action = if seq.is_empty() || !space.is_complete(seq) {
+                    let a = sample_index(row, rng);
+                    seq.push(a);
+                    a
+                } else {
+                    0 // finished sequences are carried along; their steps are masked later
+                };
+                chosen.push(action as i64);
+            }
+            previous = Some(Tensor::from_slice(&chosen).to_device(self.device));
+        }
+        sequences
+    }
+
+    /// The policy's probabilities for the next decision after `prefix` (for tests and reports).
+    pub fn next_probabilities(&self, prefix: &[usize]) -> Vec<f64> {
+        let _guard = tch::no_grad_guard();
+        let w = self.views();
+        let mut h = Tensor::zeros([1, self.hidden as i64], (Kind::Float, self.device));
+        let mut previous: Option<Tensor> = None;
+        let mut logits = Tensor::zeros([1], (Kind::Float, self.device));
+        for t in 0..=prefix.len() {
+            let (l, h_next) = self.step(&w, previous.as_ref(), &h, 1);
+            logits = l;
+            h = h_next;
+            if t < prefix.len() {
+                previous = Some(Tensor::from_slice(&[prefix[t] as i64]).to_device(self.device));
+            }
+        }
+        Vec::try_from(logits.softmax(1, Kind::Double).flatten(0, 1)).expect("probabilities")
+    }
+
+    /// One REINFORCE update from complete sequences and their advantages (the reward, or the
+    /// reward less a baseline). Per sequence of `T` decisions the loss is
+    /// `sum_t [-log pi(a_t) * gamma^(T-t) * A - beta * H_t] / T` (the reference's form, its
+    /// discount applied from the end); the update uses the mean over sequences.
+    pub fn reinforce(
+        &mut self,
+        sequences: &[Vec<usize>],
+        advantages: &[f64],
+        beta: f64,
+        gamma: f64,
+        lr: f64,
+    ) -> UpdateStats {
+        assert_eq!(sequences.len(), advantages.len());
+        let k = sequences.len() as i64;
+        let t_max = sequences.iter().map(Vec::len).max().unwrap_or(0);
+        let w = self.views();
+        let mut h = Tensor::zeros([k, self.hidden as i64], (Kind::Float, self.device));
+        let mut previous: Option<Tensor> = None;
+        let mut total = Tensor::zeros([k], (Kind::Float, self.device));
+        let mut entropy_sum = 0.0;
+        let mut decisions = 0usize;
+        for t in 0..t_max {
+            let (logits, h_next) = self.step(&w, previous.as_ref(), &h, k);
+            h = h_next;
+            let actions: Vec<i64> = sequences
+                .iter()
+                .map(|s| s.get(t).copied().unwrap_or(0) as i64)
+                .collect();
+            let actions = Tensor::from_slice(&actions).to_device(self.device);
+            let log_probs = logits.log_softmax(1, Kind::Float); // [k, v]
+            let chosen = log_probs
+                .gather(1, &actions.unsqueeze(1), false)
+                .squeeze_dim(1); // [k]
+            let entropy = -(log_probs.exp() * &log_probs).sum_dim_intlist(1, false, Kind::Float); // [k]
+                                                                                                  // Per sequence: the weight of this step's log-probability, and whether it exists.
+            let mut weights = Vec::with_capacity(k as usize);
+            let mut present = Vec::with_capacity(k as usize);
+            for (s, &a) in sequences.iter().zip(advantages) {
+                let len = s.len();
+                if t < len {
+                    weights.push((gamma.powi((len - t) as i32) * a / len as f64) as f32);
+                    present.push(1.0 / len as f32);
+                } else {
+                    weights.push(0.0);
+                    present.push(0.0);
+                }
+            }
+            let weights = Tensor::from_slice(&weights).to_device(self.device);
+            let present = Tensor::from_slice(&present).to_device(self.device);
+            total = total - &chosen * &weights - &entropy * &present * beta;
+            let entropies: Vec<f32> = Vec::try_from(entropy.detach()).expect("entropies");
+            for (s, e) in sequences.iter().zip(entropies) {
+                if t < s.len() {
+                    entropy_sum += e as f64;
+                    decisions += 1;
+                }
+            }
+            previous = Some(actions);
+        }
+        let loss = total.mean(Kind::Float);
+        self.params.zero_grad();
+        loss.backward();
+        let grads = self.params.grad();
+        self.adam.step(&mut self.params, &grads, lr);
+        UpdateStats {
+            loss: loss.double_value(&[]),
+            entropy: entropy_sum / decisions.max(1) as f64,
+        }
+    }
+}
+
+/// Draws an index with the given probabilities (which sum to 1 up to rounding).
+pub fn sample_index(probs: &[f64], rng: &mut impl rand::Rng) -> usize {
+    let u: f64 = rng.random::<f64>() * probs.iter().sum::<f64>();
+    let mut acc = 0.0;
+    for (i, p) in probs.iter().enumerate() {
+        acc += p;
+        if u < acc {
+            return i;
+        }
+    }
+    probs.len() - 1
+}
+
+/// A moving average of past rewards subtracted from each new reward (off in the reference).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Baseline {
+    pub enabled: bool,
+    pub decay: f64,
+    /// The current average; `None` until the first reward.
+    pub value: Option<f64>,
+}
+
+impl Baseline {
+    pub fn new(enabled: bool, decay: f64) -> Self {
+        Baseline {
+            enabled,
+            decay,
+            value: None,
+        }
+    }
+
+    /// Advantages of a batch of rewards against the baseline as it was before them; then the
+    /// baseline moves toward each reward in turn. Disabled: the rewards themselves.
+    pub fn advantages(&mut self, rewards: &[f64]) -> Vec<f64> {
+        if !self.enabled {
+            return rewards.to_vec();
+        }
+        let before = self.value;
+        let advantages = rewards.iter().map(|r| r - before.unwrap_or(*r)).collect();
+        for &r in rewards {
+            self.value = Some(match self.value {
+                None => r,
+                Some(b) => self.decay * b + (1.0 - self.decay) * r,
+            });
+        }
+        advantages
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mlp::MlpSpec;
+    use rand::SeedableRng;
+    use rand_pcg::Pcg64;
+
+    /// A space of fixed-length sequences of 3 decisions over 10 options, no shaping.
+    struct Fixed;
+    impl SearchSpace for Fixed {
+        fn vocabulary(&self) -> usize {
+            10
+        }
+        fn max_decisions(&self) -> usize {
+            3
+        }
+        fn is_complete(&self, d: &[usize]) -> bool {
+            d.len() >= 3
+        }
+        fn describe(&self, d: &[usize]) -> String {
+            format!("{d:?}")
+        }
+        fn decode(&self, _: &[usize], n_in: usize, n_out: usize) -> MlpSpec {
+            MlpSpec {
+                n_in,
+                n_out,
+                layers: vec![],
+            }
+        }
+    }
+
+    fn controller(feed_previous: bool) -> Controller {
+        Controller::new(
+            10,
+            64,
+            feed_previous,
+            Device::Cpu,
+            &mut Pcg64::seed_from_u64(0),
+        )
+    }
+
+    #[test]
+    fn a_rewarded_action_becomes_more_likely() {
+        for feed in [false, true] {
+            let mut c = controller(feed);
+            let before = c.next_probabilities(&[])[3];
+            c.reinforce(&[vec![3, 1, 2]], &[1.0], 0.0, 1.0, 1e-2);
+            let after = c.next_probabilities(&[])[3];
+            assert!(after > before, "feed_previous {feed}: {before} -> {after}");
+            // And a negative reward makes it less likely.
+            let mut c = controller(feed);
+            c.reinforce(&[vec![3, 1, 2]], &[-1.0], 0.0, 1.0, 1e-2);
+            assert!(c.next_probabilities(&[])[3] < before);
+        }
+    }
+
+    #[test]
+    fn entropy_is_at_most_ln_of_the_vocabulary() {
+        let mut c = controller(true);
+        let mut rng = Pcg64::seed_from_u64(1);
+        for _ in 0..5 {
+            let seqs = c.sample(&Fixed, 4, &mut rng);
+            let stats = c.reinforce(&seqs, &[0.5, 0.1, 0.9, 0.3], 0.01, 1.0, 1e-2);
+            assert!(
+                stats.entropy <= (10f64).ln() + 1e-9 && stats.entropy > 0.0,
+                "{}",
+                stats.entropy
+            );
+        }
+        let p = c.next_probabilities(&[1, 2]);
+        let h: f64 = -p.iter().map(|x| x * x.ln()).sum::<f64>();
+        assert!(h <= 10f64.ln() + 1e-9);
+    }
+
+    #[test]
+    fn the_loss_matches_a_hand_computation_at_uniform_policy() {
+        // Zero weights make every distribution uniform over 10: log pi = -ln 10 and H = ln 10.
+        // One sequence of 3 steps, advantage 0.5, beta 0.1, gamma 1:
+        // loss = (3 * (ln 10 * 0.5) - 3 * 0.1 * ln 10) / 3 = 0.4 * ln 10.
+        let mut c = controller(true);
+        let _ = tch::no_grad(|| c.params.zero_());
+        let stats = c.reinforce(&[vec![1, 2, 3]], &[0.5], 0.1, 1.0, 1e-2);
+        assert!(
+            (stats.loss - 0.4 * 10f64.ln()).abs() < 1e-5,
+            "{}",
+            stats.loss
+        );
+        assert!((stats.entropy - 10f64.ln()).abs() < 1e-5);
+    }
+
+    #[test]
+    fn sampling_is_seeded_and_respects_the_space() {
+        let c = controller(true);
+        let a = c.sample(&Fixed, 8, &mut Pcg64::seed_from_u64(4));
+        let b = c.sample(&Fixed, 8, &mut Pcg64::seed_from_u64(4));
+        assert_eq!(a, b);
+        assert!(a.iter().all(|s| s.len() == 3 && s.iter().all(|&x| x < 10)));
+        // Different sequences in one batch: the policy is sampled per sequence.
+        assert!(a.windows(2).any(|w| w[0] != w[1]));
+    }
+
+    #[test]
+    fn sample_index_follows_the_probabilities() {
+        let mut rng = Pcg64::seed_from_u64(9);
+        let probs = [0.1, 0.6, 0.3];
+        let mut counts = [0usize; 3];
+        for _ in 0..20000 {
+            counts[sample_index(&probs, &mut rng)] += 1;
+        }
+        for (c, p) in counts.iter().zip(probs) {
+            let f = *c as f64 / 20000.0;
+            assert!((f - p).abs() < 0.015, "{f} vs {p}");
+        }
+    }
+
+    #[test]
+    fn baseline_arithmetic_by_hand() {
+        let mut b = Baseline::new(true, 0.9);
+        assert_eq!(b.advantages(&[1.0]), vec![0.0]); // first reward is its own baseline
+        let a = b.advantages(&[0.5]);
+        assert!((a[0] - (-0.5)).abs() < 1e-12);
+        assert!((b.value.unwrap() - (0.9 * 1.0 + 0.1 * 0.5)).abs() < 1e-12);
+        let mut off = Baseline::new(false, 0.9);
+        assert_eq!(off.advantages(&[0.7, 0.2]), vec![0.7, 0.2]);
+    }
+}

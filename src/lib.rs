@@ -1,0 +1,17 @@
+//! archsearch: neural architecture search on tch (libtorch). The default run reproduces the
+//! half-moon NAS demo (a GRU controller trained by REINFORCE, after Zoph & Le 2016).
+
+pub mod adam;
+pub mod bench;
+pub mod child;
+pub mod cli;
+pub mod config;
+pub mod controller;
+pub mod data;
+pub mod error;
+pub mod mlp;
+pub mod plot;
+pub mod report;
+pub mod run;
+pub mod search;
+pub mod space;

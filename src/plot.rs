@@ -1,0 +1,398 @@
+//! The figures of a search (accuracy.png, halfmoon.png, boundary.png) and curves with bands,
+//! drawn by plotters with a bundled DejaVu Sans so they render on machines without fonts.
+
+use std::path::Path;
+use std::sync::Once;
+
+use anyhow::{anyhow, Result};
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+
+use crate::data::{Dataset, Splits};
+use crate::report::moving_average;
+
+const FONT: &str = "sans-serif";
+const WIDTH: u32 = 1000;
+const HEIGHT: u32 = 600;
+/// Colours of classes and curves, in order.
+pub const PALETTE: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
+
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let bytes: &'static [u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
+        if plotters::style::register_font(FONT, FontStyle::Normal, bytes).is_err() {
+            unreachable!("the bundled font is a valid TrueType file");
+        }
+    });
+}
+
+fn plot_error(path: &Path) -> impl Fn(String) -> anyhow::Error + '_ {
+    move |e| anyhow!("cannot draw {}: {e}", path.display())
+}
+
+/// One curve over x = 1, 2, ...: a line, and optionally a shaded band between `low` and `high`.
+pub struct Curve {
+    pub label: String,
+    pub values: Vec<f64>,
+    pub band: Option<(Vec<f64>, Vec<f64>)>,
+}
+
+/// Lines with optional bands, for comparing runs (searches, presets, strategies).
+pub fn curves(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    curves: &[Curve],
+    y_range: (f64, f64),
+) -> Result<()> {
+    register_font();
+    let err = plot_error(path);
+    let n = curves
+        .iter()
+        .map(|c| c.values.len())
+        .max()
+        .unwrap_or(1)
+        .max(2);
+    let root = BitMapBackend::new(path, (WIDTH, HEIGHT)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, (FONT, 24))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d(1f64..n as f64, y_range.0..y_range.1)
+        .map_err(|e| err(e.to_string()))?;
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .x_label_formatter(&|x| format!("{}", *x as i64))
+        .light_line_style(WHITE)
+        .label_style((FONT, 15))
+        .draw()
+        .map_err(|e| err(e.to_string()))?;
+    for (i, c) in curves.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        if let Some((low, high)) = &c.band {
+            let mut outline: Vec<(f64, f64)> = low
+                .iter()
+                .enumerate()
+                .map(|(x, &y)| ((x + 1) as f64, y))
+                .collect();
+            outline.extend(
+                high.iter()
+                    .enumerate()
+                    .rev()
+                    .map(|(x, &y)| ((x + 1) as f64, y)),
+            );
+            chart
+                .draw_series(std::iter::once(Polygon::new(
+                    outline,
+                    color.mix(0.18).filled(),
+                )))
+                .map_err(|e| err(e.to_string()))?;
+        }
+        chart
+            .draw_series(LineSeries::new(
+                c.values
+                    .iter()
+                    .enumerate()
+                    .map(|(x, &y)| ((x + 1) as f64, y)),
+                color.stroke_width(2),
+            ))
+            .map_err(|e| err(e.to_string()))?
+            .label(c.label.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .label_font((FONT, 15))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()
+        .map_err(|e| err(e.to_string()))?;
+    root.present().map_err(|e| err(e.to_string()))?;
+    Ok(())
+}
+
+/// accuracy.png for one search: every rollout's dev accuracy as a faint point, its moving
+/// average, and the moving average of the reward (penalties included) as a separate line.
+pub fn accuracy(path: &Path, accuracies: &[f64], rewards: &[f64], window: usize) -> Result<()> {
+    register_font();
+    let err = plot_error(path);
+    let n = accuracies.len().max(2);
+    let acc_ma = moving_average(accuracies, window);
+    let reward_ma = moving_average(rewards, window);
+    let y_min = reward_ma.iter().copied().fold(0.0f64, f64::min).max(-1.2) - 0.02;
+    let root = BitMapBackend::new(path, (WIDTH, HEIGHT)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "Half-moon NAS: dev accuracy of every sampled child",
+            (FONT, 24),
+        )
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d(1f64..n as f64, y_min..1.02)
+        .map_err(|e| err(e.to_string()))?;
+    chart
+        .configure_mesh()
+        .x_desc("rollout")
+        .y_desc("dev accuracy / reward")
+        .x_label_formatter(&|x| format!("{}", *x as i64))
+        .light_line_style(WHITE)
+        .label_style((FONT, 15))
+        .draw()
+        .map_err(|e| err(e.to_string()))?;
+    let [blue, orange, ..] = PALETTE;
+    chart
+        .draw_series(
+            accuracies
+                .iter()
+                .enumerate()
+                .map(|(x, &y)| Circle::new(((x + 1) as f64, y), 2, blue.mix(0.15).filled())),
+        )
+        .map_err(|e| err(e.to_string()))?
+        .label("dev accuracy of each child")
+        .legend(move |(x, y)| Circle::new((x + 10, y), 3, blue.mix(0.4).filled()));
+    chart
+        .draw_series(LineSeries::new(
+            acc_ma.iter().enumerate().map(|(x, &y)| ((x + 1) as f64, y)),
+            blue.stroke_width(2),
+        ))
+        .map_err(|e| err(e.to_string()))?
+        .label(format!("dev accuracy, moving average of {window}"))
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], blue.stroke_width(2)));
+    chart
+        .draw_series(LineSeries::new(
+            reward_ma
+                .iter()
+                .enumerate()
+                .map(|(x, &y)| ((x + 1) as f64, y)),
+            orange.stroke_width(2),
+        ))
+        .map_err(|e| err(e.to_string()))?
+        .label(format!(
+            "reward (accuracy + shaping), moving average of {window}"
+        ))
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], orange.stroke_width(2)));
+    chart
+        .configure_series_labels()
+        .label_font((FONT, 15))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()
+        .map_err(|e| err(e.to_string()))?;
+    root.present().map_err(|e| err(e.to_string()))?;
+    Ok(())
+}
+
+/// The x and y ranges of 2-D points, padded by half a unit.
+fn bounds(parts: &[&Dataset]) -> ((f64, f64), (f64, f64)) {
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for d in parts {
+        for i in 0..d.len() {
+            let p = d.point(i);
+            x0 = x0.min(p[0] as f64);
+            x1 = x1.max(p[0] as f64);
+            y0 = y0.min(p[1] as f64);
+            y1 = y1.max(p[1] as f64);
+        }
+    }
+    ((x0 - 0.5, x1 + 0.5), (y0 - 0.5, y1 + 0.5))
+}
+
+/// halfmoon.png: the points coloured by class; train as dots, dev as triangles, test as crosses.
+pub fn data(path: &Path, splits: &Splits) -> Result<()> {
+    register_font();
+    let err = plot_error(path);
+    let ((x0, x1), (y0, y1)) = bounds(&[&splits.train, &splits.dev, &splits.test]);
+    let root = BitMapBackend::new(path, (800, 640)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "The data: colour is the class, shape is the split",
+            (FONT, 22),
+        )
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(|e| err(e.to_string()))?;
+    chart
+        .configure_mesh()
+        .x_desc("x1")
+        .y_desc("x2")
+        .light_line_style(WHITE)
+        .label_style((FONT, 15))
+        .draw()
+        .map_err(|e| err(e.to_string()))?;
+    let at = |d: &Dataset, i: usize| (d.point(i)[0] as f64, d.point(i)[1] as f64);
+    let colour = |l: i64| PALETTE[l as usize % PALETTE.len()];
+    let d = &splits.train;
+    chart
+        .draw_series(
+            (0..d.len()).map(|i| Circle::new(at(d, i), 3, colour(d.labels[i]).mix(0.6).filled())),
+        )
+        .map_err(|e| err(e.to_string()))?
+        .label(format!("train ({} points)", d.len()))
+        .legend(|(x, y)| Circle::new((x + 10, y), 4, BLACK.mix(0.6).filled()));
+    let d = &splits.dev;
+    chart
+        .draw_series(
+            (0..d.len()).map(|i| TriangleMarker::new(at(d, i), 6, colour(d.labels[i]).filled())),
+        )
+        .map_err(|e| err(e.to_string()))?
+        .label(format!("dev ({} points)", d.len()))
+        .legend(|(x, y)| TriangleMarker::new((x + 10, y), 6, BLACK.filled()));
+    let d = &splits.test;
+    chart
+        .draw_series(
+            (0..d.len()).map(|i| Cross::new(at(d, i), 5, colour(d.labels[i]).stroke_width(2))),
+        )
+        .map_err(|e| err(e.to_string()))?
+        .label(format!("test ({} points)", d.len()))
+        .legend(|(x, y)| Cross::new((x + 10, y), 5, BLACK.stroke_width(2)));
+    chart
+        .configure_series_labels()
+        .label_font((FONT, 15))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(|e| err(e.to_string()))?;
+    root.present().map_err(|e| err(e.to_string()))?;
+    Ok(())
+}
+
+/// Cells per side of the decision-boundary grid.
+const GRID: usize = 160;
+
+/// boundary.png: the classifier's predicted class over the plane (light colours) with the test
+/// points on top, misclassified ones circled. `predict` maps `[n * 2]` coordinates to classes.
+pub fn boundary(
+    path: &Path,
+    title: &str,
+    splits: &Splits,
+    predict: &dyn Fn(&[f32]) -> Vec<i64>,
+) -> Result<()> {
+    register_font();
+    let err = plot_error(path);
+    let ((x0, x1), (y0, y1)) = bounds(&[&splits.train, &splits.dev, &splits.test]);
+    let (dx, dy) = ((x1 - x0) / GRID as f64, (y1 - y0) / GRID as f64);
+    let mut grid = Vec::with_capacity(GRID * GRID * 2);
+    for j in 0..GRID {
+        for i in 0..GRID {
+            grid.push((x0 + (i as f64 + 0.5) * dx) as f32);
+            grid.push((y0 + (j as f64 + 0.5) * dy) as f32);
+        }
+    }
+    let classes = predict(&grid);
+    let test = &splits.test;
+    let test_pred = predict(&test.features);
+    let root = BitMapBackend::new(path, (800, 640)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, (FONT, 20))
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(|e| err(e.to_string()))?;
+    chart
+        .configure_mesh()
+        .x_desc("x1")
+        .y_desc("x2")
+        .light_line_style(WHITE)
+        .label_style((FONT, 15))
+        .draw()
+        .map_err(|e| err(e.to_string()))?;
+    let colour = |l: i64| PALETTE[l as usize % PALETTE.len()];
+    chart
+        .draw_series((0..GRID * GRID).map(|k| {
+            let (i, j) = (k % GRID, k / GRID);
+            let (cx, cy) = (x0 + i as f64 * dx, y0 + j as f64 * dy);
+            Rectangle::new(
+                [(cx, cy), (cx + dx, cy + dy)],
+                colour(classes[k]).mix(0.25).filled(),
+            )
+        }))
+        .map_err(|e| err(e.to_string()))?;
+    let at = |i: usize| (test.point(i)[0] as f64, test.point(i)[1] as f64);
+    chart
+        .draw_series(
+            (0..test.len()).map(|i| Circle::new(at(i), 4, colour(test.labels[i]).filled())),
+        )
+        .map_err(|e| err(e.to_string()))?
+        .label("test point (colour: true class)")
+        .legend(|(x, y)| Circle::new((x + 10, y), 4, BLACK.filled()));
+    let wrong: Vec<usize> = (0..test.len())
+        .filter(|&i| test_pred[i] != test.labels[i])
+        .collect();
+    chart
+        .draw_series(
+            wrong
+                .iter()
+                .map(|&i| Circle::new(at(i), 8, BLACK.stroke_width(2))),
+        )
+        .map_err(|e| err(e.to_string()))?
+        .label(format!("misclassified ({} of {})", wrong.len(), test.len()))
+        .legend(|(x, y)| Circle::new((x + 10, y), 6, BLACK.stroke_width(2)));
+    chart
+        .configure_series_labels()
+        .label_font((FONT, 15))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(|e| err(e.to_string()))?;
+    root.present().map_err(|e| err(e.to_string()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{make_moons, split};
+
+    fn is_png(path: &Path) -> bool {
+        let bytes = std::fs::read(path).unwrap();
+        bytes.len() > 1000 && bytes.starts_with(b"\x89PNG")
+    }
+
+    #[test]
+    fn every_figure_renders_to_a_png() {
+        let dir = tempfile::tempdir().unwrap();
+        let splits = split(&make_moons(200, 0.2, 0), 0.7, 0.1);
+        let acc: Vec<f64> = (0..300).map(|i| 0.5 + 0.45 * (i as f64 / 300.0)).collect();
+        let rew: Vec<f64> = acc.iter().map(|a| a - 0.2).collect();
+        accuracy(&dir.path().join("a.png"), &acc, &rew, 20).unwrap();
+        data(&dir.path().join("d.png"), &splits).unwrap();
+        // A linear rule as the classifier.
+        let predict = |xy: &[f32]| xy.chunks(2).map(|p| i64::from(p[1] < 0.25)).collect();
+        boundary(&dir.path().join("b.png"), "x2 < 0.25", &splits, &predict).unwrap();
+        let c = Curve {
+            label: "mean".into(),
+            values: acc.clone(),
+            band: Some((rew.clone(), acc.clone())),
+        };
+        curves(&dir.path().join("c.png"), "t", "x", "y", &[c], (0.0, 1.0)).unwrap();
+        for f in ["a.png", "d.png", "b.png", "c.png"] {
+            assert!(is_png(&dir.path().join(f)), "{f}");
+        }
+    }
+}

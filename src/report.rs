@@ -1,0 +1,280 @@
+//! What a search writes: rollouts.csv row by row, summary.json, and the statistics they quote
+//! (moving averages, the best architecture, mean and sd).
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::search::RolloutRecord;
+
+/// The CSV header; with several searches a leading `search` column is added.
+pub const CSV_COLUMNS: [&str; 9] = [
+    "rollout",
+    "architecture",
+    "accuracy",
+    "reward",
+    "beta",
+    "loss",
+    "epochs",
+    "seconds",
+    "diverged",
+];
+
+/// rollouts.csv, appended and flushed one complete row at a time.
+pub struct RolloutCsv {
+    file: File,
+    path: PathBuf,
+    with_search: bool,
+}
+
+impl RolloutCsv {
+    /// Creates the file with its header.
+    pub fn create(path: &Path, with_search: bool) -> Result<Self> {
+        let mut file =
+            File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+        let header = if with_search {
+            format!("search,{}\n", CSV_COLUMNS.join(","))
+        } else {
+            format!("{}\n", CSV_COLUMNS.join(","))
+        };
+        file.write_all(header.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(RolloutCsv {
+            file,
+            path: path.to_owned(),
+            with_search,
+        })
+    }
+
+    /// Opens an existing file to append to.
+    pub fn append_to(path: &Path, with_search: bool) -> Result<Self> {
+        let file = OpenOptions::new()
+            .append(true)
+            .open(path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        Ok(RolloutCsv {
+            file,
+            path: path.to_owned(),
+            with_search,
+        })
+    }
+
+    /// Writes each record as one line in a single write, then flushes to the OS.
+    pub fn append(&mut self, records: &[RolloutRecord]) -> Result<()> {
+        for r in records {
+            let line = csv_line(r, self.with_search);
+            self.file
+                .write_all(line.as_bytes())
+                .with_context(|| format!("cannot write {}", self.path.display()))?;
+        }
+        self.file
+            .flush()
+            .with_context(|| format!("cannot write {}", self.path.display()))
+    }
+
+    /// Forces what was written onto the disk.
+    pub fn sync(&self) -> Result<()> {
+        self.file
+            .sync_data()
+            .with_context(|| format!("cannot sync {}", self.path.display()))
+    }
+}
+
+/// One CSV line (with its newline); the architecture is quoted, it contains commas.
+pub fn csv_line(r: &RolloutRecord, with_search: bool) -> String {
+    let prefix = if with_search {
+        format!("{},", r.search)
+    } else {
+        String::new()
+    };
+    format!(
+        "{prefix}{},\"{}\",{},{},{},{},{},{:.4},{}\n",
+        r.rollout,
+        r.architecture,
+        r.accuracy,
+        r.reward,
+        r.beta,
+        r.loss,
+        r.epochs,
+        r.seconds,
+        u8::from(r.diverged)
+    )
+}
+
+/// Trailing moving average: point `i` is the mean of the last `window` values up to `i`.
+pub fn moving_average(values: &[f64], window: usize) -> Vec<f64> {
+    let window = window.max(1);
+    let mut out = Vec::with_capacity(values.len());
+    let mut sum = 0.0;
+    for (i, v) in values.iter().enumerate() {
+        sum += v;
+        if i >= window {
+            sum -= values[i - window];
+        }
+        out.push(sum / (i + 1).min(window) as f64);
+    }
+    out
+}
+
+/// Mean and sample standard deviation (0 for fewer than two values).
+pub fn mean_sd(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    if values.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let mean = values.iter().sum::<f64>() / n;
+    if values.len() < 2 {
+        return (mean, 0.0);
+    }
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, var.sqrt())
+}
+
+/// The 1-based rollout at which the trailing moving average (over a full window) first reaches
+/// `level`.
+pub fn first_reaching(values: &[f64], window: usize, level: f64) -> Option<usize> {
+    moving_average(values, window)
+        .iter()
+        .enumerate()
+        .skip(window.saturating_sub(1))
+        .find(|(_, &m)| m >= level)
+        .map(|(i, _)| i + 1)
+}
+
+/// The architecture with the highest dev accuracy; ties go to the most often sampled, then to
+/// the first sampled.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Best {
+    pub architecture: String,
+    #[serde(skip)]
+    pub decisions: Vec<usize>,
+    pub dev_accuracy: f64,
+    pub times_sampled: usize,
+}
+
+pub fn best_architecture(records: &[RolloutRecord]) -> Option<Best> {
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for r in records {
+        *counts.entry(r.architecture.as_str()).or_default() += 1;
+    }
+    let mut best: Option<Best> = None;
+    for r in records {
+        let n = counts[r.architecture.as_str()];
+        let better = match &best {
+            None => true,
+            Some(b) => {
+                r.accuracy > b.dev_accuracy || (r.accuracy == b.dev_accuracy && n > b.times_sampled)
+            }
+        };
+        if better {
+            best = Some(Best {
+                architecture: r.architecture.clone(),
+                decisions: r.decisions.clone(),
+                dev_accuracy: r.accuracy,
+                times_sampled: n,
+            });
+        }
+    }
+    best
+}
+
+/// Number of different architectures among the records.
+pub fn distinct_architectures(records: &[RolloutRecord]) -> usize {
+    records
+        .iter()
+        .map(|r| r.architecture.as_str())
+        .collect::<std::collections::HashSet<_>>()
+        .len()
+}
+
+/// Writes `value` as pretty JSON through a temporary file renamed into place, so a reader never
+/// sees half a file.
+pub fn write_json_atomically(path: &Path, value: &impl Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).context("cannot serialise the summary")?;
+    write_atomically(path, text.as_bytes())
+}
+
+/// Writes bytes to `path` via `path.tmp`, fsync and rename.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f =
+            File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        f.write_all(bytes)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        f.sync_all()
+            .with_context(|| format!("cannot sync {}", tmp.display()))?;
+    }
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(rollout: usize, arch: &str, accuracy: f64) -> RolloutRecord {
+        RolloutRecord {
+            search: 0,
+            rollout,
+            decisions: vec![rollout],
+            architecture: arch.into(),
+            accuracy,
+            reward: accuracy,
+            beta: 0.01,
+            loss: 0.5,
+            epochs: 12,
+            seconds: 0.25,
+            diverged: false,
+        }
+    }
+
+    #[test]
+    fn moving_average_by_hand() {
+        let ma = moving_average(&[1.0, 2.0, 3.0, 4.0], 2);
+        assert_eq!(ma, vec![1.0, 1.5, 2.5, 3.5]);
+        assert_eq!(first_reaching(&[0.0, 1.0, 1.0, 1.0], 2, 1.0), Some(3));
+        assert_eq!(first_reaching(&[1.0, 0.0, 0.0], 2, 0.9), None);
+    }
+
+    #[test]
+    fn mean_and_sample_sd() {
+        let (m, s) = mean_sd(&[2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0]);
+        assert_eq!(m, 5.0);
+        assert!((s - (32.0f64 / 7.0).sqrt()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn best_prefers_accuracy_then_frequency() {
+        let rs = vec![
+            record(1, "[A]", 0.9),
+            record(2, "[B]", 0.95),
+            record(3, "[C]", 0.95),
+            record(4, "[C]", 0.8),
+        ];
+        let best = best_architecture(&rs).unwrap();
+        assert_eq!((best.architecture.as_str(), best.times_sampled), ("[C]", 2));
+        assert_eq!(distinct_architectures(&rs), 3);
+    }
+
+    #[test]
+    fn csv_rows_parse_back_with_the_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rollouts.csv");
+        let mut csv = RolloutCsv::create(&path, false).unwrap();
+        csv.append(&[record(1, "[8, Tanh, EOS]", 0.93)]).unwrap();
+        let mut reader = csv::Reader::from_path(&path).unwrap();
+        assert_eq!(
+            reader.headers().unwrap().iter().collect::<Vec<_>>(),
+            CSV_COLUMNS.to_vec()
+        );
+        let row = reader.records().next().unwrap().unwrap();
+        assert_eq!(&row[1], "[8, Tanh, EOS]");
+        assert_eq!(&row[2], "0.93");
+    }
+}

@@ -89,7 +89,8 @@ pub struct TrainOutcome {
     pub epochs: usize,
     /// The loss became NaN or infinite.
     pub diverged: bool,
-    /// Per epoch: mean training loss over the batches, and dev accuracy.
+    /// Per epoch: training loss (mean cross-entropy on the whole train split after the epoch),
+    /// and dev accuracy.
     pub history: Vec<(f64, f64)>,
 }
 
@@ -108,6 +109,8 @@ pub struct Child {
     grads: Tensor,
     adam: Adam,
     linears: Vec<(Tensor, Tensor)>, // views into `params`: W [in, out], b [out]
+    transposed: Vec<Tensor>,        // W^T [out, in], views too
+    first_linear: usize,            // index in `ops` of the first linear layer
     grad_linears: Vec<(Tensor, Tensor)>, // the same views into `grads`
 }
 
@@ -146,10 +149,18 @@ impl Child {
             }
         }
         ops.push(Op::Linear(linear));
+        let linears = views(&params);
+        let transposed = linears.iter().map(|(w, _)| w.tr()).collect();
+        let first_linear = ops
+            .iter()
+            .position(|op| matches!(op, Op::Linear(_)))
+            .expect("output layer");
         Child {
             spec: spec.clone(),
             ops,
-            linears: views(&params),
+            linears,
+            transposed,
+            first_linear,
             grad_linears: views(&grads),
             adam: Adam::new(&params),
             params,
@@ -191,12 +202,12 @@ impl Child {
 
     /// Fills `grads` with the gradient of the mean cross-entropy on one batch and returns the
     /// batch's summed loss as a tensor (no synchronisation).
-    fn backward(&mut self, x: &Tensor, one_hot: &Tensor) -> Tensor {
+    fn backward(&mut self, x: &Tensor, one_hot: &Tensor) {
         // Forward, keeping every op's input and output.
         let mut values: Vec<Tensor> = Vec::with_capacity(self.ops.len() + 1);
         values.push(x.shallow_clone());
         for op in &self.ops {
-            let h = values.last().expect("input pushed");
+            let h = &values[values.len() - 1];
             let out = match *op {
                 Op::Linear(k) => {
                     let (w, b) = &self.linears[k];
@@ -206,17 +217,11 @@ impl Child {
             };
             values.push(out);
         }
-        let log_probs = values.last().expect("output").log_softmax(1, Kind::Float); // [B, C]
-        let loss_sum = -(&log_probs * one_hot).sum(Kind::Float);
-        // d(mean CE)/d logits = (softmax - one_hot) / B
+        // d(mean cross-entropy)/d logits = (softmax - one_hot) / B
         let batch = x.size()[0] as f64;
-        let mut g = (log_probs.exp() - one_hot) * (1.0 / batch);
-        // Nothing upstream of the first linear layer needs a gradient.
-        let first_linear = self
-            .ops
-            .iter()
-            .position(|op| matches!(op, Op::Linear(_)))
-            .expect("output layer");
+        let mut g = values[values.len() - 1].softmax(1, Kind::Float);
+        let _ = g.g_sub_(one_hot);
+        let _ = g.g_mul_scalar_(1.0 / batch);
         for (i, op) in self.ops.iter().enumerate().rev() {
             let (input, output) = (&values[i], &values[i + 1]);
             if let Op::Linear(k) = *op {
@@ -224,22 +229,30 @@ impl Child {
                 let _ = input.tr().mm_out(gw, &g); // [in, out]
                 let _ = g.sum_intlist_out(gb, [0i64].as_slice(), false, None); // [out]
             }
-            if i <= first_linear {
+            // Nothing upstream of the first linear layer needs a gradient.
+            if i <= self.first_linear {
                 break;
             }
             g = match *op {
-                Op::Linear(k) => g.mm(&self.linears[k].0.tr()),
+                Op::Linear(k) => g.mm(&self.transposed[k]),
                 Op::Act(a) => a.backward(&g, input, output),
             };
         }
-        loss_sum
+    }
+
+    /// Mean cross-entropy of the current weights on a whole split (one forward pass).
+    pub fn loss(&self, split: &TensorSplit) -> f64 {
+        let _guard = tch::no_grad_guard();
+        self.forward(&split.x)
+            .cross_entropy_for_logits(&split.y)
+            .double_value(&[])
     }
 
     /// Gradient of the mean cross-entropy on `(x, one_hot)` at the current weights (for tests
     /// and the population trainer's equivalence check).
     pub fn gradient(&mut self, x: &Tensor, one_hot: &Tensor) -> Tensor {
         let _guard = tch::no_grad_guard();
-        let _ = self.backward(x, one_hot);
+        self.backward(x, one_hot);
         self.grads.copy()
     }
 }
@@ -281,22 +294,16 @@ pub fn train(
     let mut diverged = false;
     for _epoch in 0..settings.max_epochs {
         let order = permutation(n as usize, rng, data.device);
-        let xs = data.train.x.index_select(0, &order);
-        let ys = data.train.one_hot.index_select(0, &order);
-        let mut loss_sum = Tensor::zeros([], (Kind::Float, data.device));
-        let mut start = 0;
-        while start < n {
-            let len = batch.min(n - start);
-            let batch_loss = child.backward(&xs.narrow(0, start, len), &ys.narrow(0, start, len));
-            // Mean over batches of the batch-mean loss, as the reference logs it.
-            let _ = loss_sum.g_add_(&(batch_loss * (1.0 / len as f64)));
+        let xs = data.train.x.index_select(0, &order).split(batch, 0);
+        let ys = data.train.one_hot.index_select(0, &order).split(batch, 0);
+        for (x, y) in xs.iter().zip(&ys) {
+            child.backward(x, y);
             child
                 .adam
                 .step(&mut child.params, &child.grads, settings.lr);
-            start += len;
         }
-        let batches = (n + batch - 1) / batch;
-        let loss = loss_sum.double_value(&[]) / batches as f64;
+        // The epoch's loss on the whole train split: catches divergence for one pass, not 22.
+        let loss = child.loss(&data.train);
         if !loss.is_finite() {
             diverged = true;
             accuracy = 0.0;

@@ -9,11 +9,15 @@ use rand::SeedableRng;
 use rand_pcg::Pcg64;
 use serde::Serialize;
 
-use crate::child::{Child, TensorData};
+use crate::child::TensorData;
 use crate::cli::{device_name, parse_device};
-use crate::config::{ChildSettings, DataSettings, TORCH_THREADS};
+use crate::config::{ChildSettings, DataSettings, Settings, TORCH_THREADS};
 use crate::data::{self, Source};
 use crate::mlp::{Activation, Layer, MlpSpec};
+use crate::population::train_population;
+use crate::search::{cpu_workers, ChildJob, ChildTrainer, ParallelTrainer};
+use crate::space::{MlpSpace, SearchSpace};
+use rand::RngExt;
 
 /// Flags of `archsearch bench`.
 #[derive(Args, Debug, Clone)]
@@ -25,7 +29,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub json: bool,
     /// Timed repetitions per figure (the median is reported)
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=100))]
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=100))]
     pub repeats: u64,
 }
 
@@ -53,10 +57,23 @@ pub struct SingleFigures {
 }
 
 #[derive(Serialize)]
+pub struct PopulationFigures {
+    pub k: usize,
+    pub us_per_child_step: f64,
+    pub rollouts_per_s: f64,
+}
+
+#[derive(Serialize)]
 pub struct BenchReport {
     pub device: String,
     pub threads: i32,
+    /// Worker threads of the `parallel` figures.
+    pub workers: usize,
     pub single: SingleFigures,
+    /// The batched population trainer.
+    pub population: Vec<PopulationFigures>,
+    /// CPU only: the single path on `workers` threads, children of a batch side by side.
+    pub parallel: Vec<PopulationFigures>,
 }
 
 /// Median of measured values.
@@ -70,8 +87,42 @@ pub fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-/// Steps of one epoch over the moons' train split.
-const STEPS: usize = 22;
+/// Population sizes measured.
+pub const POPULATION_SIZES: [usize; 4] = [1, 8, 64, 256];
+
+/// Architectures drawn uniformly from the default space, as an untrained controller samples.
+fn random_specs(n: usize, seed: u64) -> Vec<MlpSpec> {
+    let space = MlpSpace::new(&Settings::default());
+    let mut rng = Pcg64::seed_from_u64(seed);
+    (0..n)
+        .map(|_| {
+            let mut d = Vec::new();
+            while !space.is_complete(&d) {
+                d.push(rng.random_range(0..space.vocabulary()));
+            }
+            space.decode(&d, 2, 2)
+        })
+        .collect()
+}
+
+/// Median seconds of `f` over `repeats` runs after one warm-up run.
+fn timed(repeats: u64, mut f: impl FnMut()) -> f64 {
+    f();
+    timed_warm(repeats, f)
+}
+
+/// Median seconds of `f` over `repeats` runs, the code already warm.
+fn timed_warm(repeats: u64, mut f: impl FnMut()) -> f64 {
+    median(
+        (0..repeats)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64()
+            })
+            .collect(),
+    )
+}
 
 pub fn run(args: &BenchArgs) -> Result<()> {
     let device = parse_device(&args.device)?;
@@ -79,48 +130,132 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let splits = data::load(&Source::Moons, &DataSettings::default())?;
     let tensors = TensorData::new(&splits, device);
     let settings = ChildSettings::default();
-    let spec = bench_spec();
-
-    // Single child: microseconds per training step over whole epochs.
-    let mut child = Child::new(&spec, device, &mut Pcg64::seed_from_u64(0));
-    let one_epoch = ChildSettings {
-        max_epochs: 1,
+    let steps_per_epoch = splits.train.len().div_ceil(settings.batch_size);
+    // Fixed-length training (no early stopping) for per-step figures.
+    let epochs = ChildSettings {
+        max_epochs: 10,
         patience: usize::MAX,
         ..settings.clone()
     };
-    let mut rng = Pcg64::seed_from_u64(1);
-    for _ in 0..5 {
-        crate::child::train(&mut child, &tensors, &one_epoch, &mut rng);
+
+    // Single child: the reference's example architecture, 10 epochs.
+    let spec = bench_spec();
+    let mut seed = 0;
+    let secs = timed(args.repeats, || {
+        seed += 1;
+        crate::child::train_child(&spec, &tensors, &epochs, seed);
+    });
+    let us_per_step = secs * 1e6 / (epochs.max_epochs * steps_per_epoch) as f64;
+    // Whole rollouts: random architectures trained to early stopping, one after another.
+    let specs = random_specs(16, 1);
+    let secs = timed(args.repeats, || {
+        for (i, s) in specs.iter().enumerate() {
+            crate::child::train_child(s, &tensors, &settings, i as u64);
+        }
+    });
+    let single = SingleFigures {
+        us_per_step,
+        rollouts_per_s: specs.len() as f64 / secs,
+    };
+
+    // The batched population (population.rs) and, on a CPU, the single path on every core.
+    let short = ChildSettings {
+        max_epochs: 2,
+        ..epochs.clone()
+    };
+    let mut population = Vec::new();
+    let mut parallel = Vec::new();
+    for k in POPULATION_SIZES {
+        let specs = random_specs(k, 2);
+        let seeds: Vec<u64> = (0..k as u64).collect();
+        let per_step = |secs: f64| secs * 1e6 / (short.max_epochs * steps_per_epoch * k) as f64;
+        let secs = timed(args.repeats, || {
+            train_population(&specs, &seeds, &tensors, &short);
+        });
+        let us_per_child_step = per_step(secs);
+        // Whole trainings to early stopping, warm from the timing above; fewer repetitions for
+        // the largest populations so the benchmark stays short.
+        let full_repeats = if k >= 64 { 1 } else { args.repeats };
+        let secs = timed_warm(full_repeats, || {
+            train_population(&specs, &seeds, &tensors, &settings);
+        });
+        population.push(PopulationFigures {
+            k,
+            us_per_child_step,
+            rollouts_per_s: k as f64 / secs,
+        });
+        if device == tch::Device::Cpu {
+            let jobs: Vec<ChildJob> = specs
+                .iter()
+                .zip(&seeds)
+                .map(|(s, &seed)| ChildJob {
+                    spec: s.clone(),
+                    seed,
+                })
+                .collect();
+            let workers = cpu_workers();
+            let secs = timed(args.repeats, || {
+                ParallelTrainer {
+                    data: &tensors,
+                    settings: &short,
+                    workers,
+                }
+                .train_batch(&jobs);
+            });
+            let us_per_child_step = per_step(secs);
+            let secs = timed_warm(full_repeats, || {
+                ParallelTrainer {
+                    data: &tensors,
+                    settings: &settings,
+                    workers,
+                }
+                .train_batch(&jobs);
+            });
+            parallel.push(PopulationFigures {
+                k,
+                us_per_child_step,
+                rollouts_per_s: k as f64 / secs,
+            });
+        }
     }
-    let epochs = 20;
-    let per_step: Vec<f64> = (0..args.repeats)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..epochs {
-                crate::child::train(&mut child, &tensors, &one_epoch, &mut rng);
-            }
-            t.elapsed().as_secs_f64() * 1e6 / (epochs * STEPS) as f64
-        })
-        .collect();
-    let us_per_step = median(per_step);
-    // A typical child runs about 30 epochs before early stopping.
-    let rollouts_per_s = 1e6 / (us_per_step * (30 * STEPS) as f64);
     let report = BenchReport {
         device: device_name(device),
         threads: tch::get_num_threads(),
-        single: SingleFigures {
-            us_per_step,
-            rollouts_per_s,
-        },
+        workers: cpu_workers(),
+        single,
+        population,
+        parallel,
     };
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
-        println!("device {}  threads {}", report.device, report.threads);
         println!(
-            "single child: {:.1} us per step, about {:.1} rollouts/s",
-            us_per_step, rollouts_per_s
+            "device {}, {} intra-op thread(s) per trainer",
+            report.device, report.threads
         );
+        println!(
+            "{:<22} {:>18} {:>14}",
+            "path", "us per child step", "rollouts/s"
+        );
+        println!(
+            "{:<22} {:>18.1} {:>14.1}",
+            "single (fast path)", report.single.us_per_step, report.single.rollouts_per_s
+        );
+        for p in &report.population {
+            println!(
+                "{:<22} {:>18.1} {:>14.1}",
+                format!("population k={}", p.k),
+                p.us_per_child_step,
+                p.rollouts_per_s
+            );
+        }
+        for p in &report.parallel {
+            let label = format!("{} threads k={}", report.workers, p.k);
+            println!(
+                "{:<22} {:>18.1} {:>14.1}",
+                label, p.us_per_child_step, p.rollouts_per_s
+            );
+        }
     }
     Ok(())
 }

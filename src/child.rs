@@ -49,6 +49,25 @@ impl TensorData {
     }
 }
 
+impl TensorData {
+    /// Another handle to the same tensors, for a worker thread (tensors are `Send`, not `Sync`).
+    pub fn shallow_clone(&self) -> TensorData {
+        let split = |s: &TensorSplit| TensorSplit {
+            x: s.x.shallow_clone(),
+            y: s.y.shallow_clone(),
+            one_hot: s.one_hot.shallow_clone(),
+        };
+        TensorData {
+            train: split(&self.train),
+            dev: split(&self.dev),
+            test: split(&self.test),
+            n_features: self.n_features,
+            n_classes: self.n_classes,
+            device: self.device,
+        }
+    }
+}
+
 /// The reference's early stopping: stop when `patience` epochs in a row do not beat the best
 /// dev accuracy so far (which starts at 0).
 #[derive(Clone, Debug)]

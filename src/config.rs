@@ -44,6 +44,8 @@ pub const ADAM_BETAS: (f64, f64) = (0.9, 0.999); // PyTorch's Adam defaults, chi
 pub const ADAM_EPS: f64 = 1e-8; // PyTorch's Adam default
 pub const LEAKY_RELU_SLOPE: f64 = 0.01; // fixed: tch's leaky_relu uses it; the hand-written backward must agree
 pub const TORCH_THREADS: i32 = 1; // intra-op threads: tiny tensors run fastest on one
+pub const CPU_WORKERS: usize = 0; // threads training children side by side on a CPU; 0 = one per core
+pub const POPULATION_ON_CPU: bool = false; // batched population on CPU too (it wins on CUDA; see BENCHMARKS.md)
 
 // --- Final evaluation ---
 pub const RETRAIN_SEEDS: usize = 5; // the best architecture is retrained this often and tested

@@ -11,6 +11,7 @@ pub mod data;
 pub mod error;
 pub mod mlp;
 pub mod plot;
+pub mod population;
 pub mod report;
 pub mod run;
 pub mod search;

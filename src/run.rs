@@ -17,7 +17,7 @@ use crate::error::UsageError;
 use crate::report::{
     self, best_architecture, distinct_architectures, mean_sd, moving_average, RolloutCsv,
 };
-use crate::search::{self, RolloutRecord, SearchState, SingleTrainer};
+use crate::search::{self, RolloutRecord, SearchState};
 use crate::space::{MlpSpace, SearchSpace};
 use crate::{plot, usage_bail};
 
@@ -216,10 +216,11 @@ pub fn search(args: &SearchArgs) -> Result<i32> {
 
     let mut csv = RolloutCsv::create(&out.join("rollouts.csv"), settings.searches > 1)?;
     let mut state = SearchState::new(&space, &settings, device);
-    let mut trainer = SingleTrainer {
-        data: &tensors,
-        settings: &settings.child,
-    };
+    let mut trainer = search::trainer_for(
+        settings.rollouts_per_update * settings.searches,
+        &tensors,
+        &settings.child,
+    );
     let mut records: Vec<RolloutRecord> = Vec::with_capacity(settings.rollouts * settings.searches);
     let mut progress = Progress::new(settings.rollouts, args.quiet);
     let window = settings.moving_average;
@@ -245,7 +246,7 @@ pub fn search(args: &SearchArgs) -> Result<i32> {
             &space,
             &tensors,
             &settings,
-            &mut trainer,
+            trainer.as_mut(),
             &mut state,
             &mut on_update,
             &|| true,

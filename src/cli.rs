@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use tch::Device;
 
 use crate::config::{self, Settings};
@@ -31,10 +31,10 @@ pub enum Command {
 #[derive(Args, Debug, Clone)]
 pub struct SearchArgs {
     /// Architectures to sample and train (per search)
-    #[arg(long, default_value_t = config::ROLLOUTS as u64, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    #[arg(long, allow_negative_numbers = true, default_value_t = config::ROLLOUTS as u64, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub rollouts: u64,
     /// Seed of the controller, the children and the retraining (CPU runs repeat exactly)
-    #[arg(long, default_value_t = config::SEED)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = config::SEED)]
     pub seed: u64,
     /// Where children train: auto, cpu, cuda or cuda:N (auto picks CUDA when libtorch sees one)
     #[arg(long, default_value = "auto")]
@@ -49,14 +49,23 @@ pub struct SearchArgs {
     #[arg(long, value_parser = crate::data::NAMED_DATASETS)]
     pub dataset: Option<String>,
     /// Rollouts sampled per controller update; their children train together (K)
-    #[arg(long, default_value_t = config::ROLLOUTS_PER_UPDATE as u64, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    #[arg(long, allow_negative_numbers = true, default_value_t = config::ROLLOUTS_PER_UPDATE as u64, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub rollouts_per_update: u64,
     /// Independent searches (seeds seed, seed+1, ...) run in lockstep, children trained together (S)
-    #[arg(long, default_value_t = config::SEARCHES as u64, value_parser = clap::value_parser!(u64).range(1..=256))]
+    #[arg(long, allow_negative_numbers = true, default_value_t = config::SEARCHES as u64, value_parser = clap::value_parser!(u64).range(1..=256))]
     pub searches: u64,
+    /// Continue the interrupted or killed search in this folder from its last checkpoint
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["out", "force"])]
+    pub resume: Option<PathBuf>,
+    /// Replace the contents of a non-empty --out folder
+    #[arg(long)]
+    pub force: bool,
     /// No progress bar or progress lines
     #[arg(long, short)]
     pub quiet: bool,
+    /// The flags given on the command line (not defaulted), by field name.
+    #[arg(skip)]
+    pub given: Vec<String>,
 }
 
 impl SearchArgs {
@@ -134,7 +143,24 @@ pub fn device_name(device: Device) -> String {
 /// Parses the command line, runs it, and turns the outcome into an exit code.
 pub fn main() -> i32 {
     install_panic_hook();
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    cli.search.given = [
+        "rollouts",
+        "seed",
+        "device",
+        "data",
+        "dataset",
+        "rollouts_per_update",
+        "searches",
+    ]
+    .into_iter()
+    .filter(|id| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
+    .map(String::from)
+    .collect();
     let outcome = match cli.command {
         Some(Command::Bench(args)) => crate::bench::run(&args).map(|_| 0),
         None => crate::run::search(&cli.search),

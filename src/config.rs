@@ -54,6 +54,7 @@ pub const RETRAIN_SEEDS: usize = 5; // the best architecture is retrained this o
 pub const MOVING_AVERAGE: usize = 100; // window of the moving averages (plots, progress, summary)
 pub const LAST_ROLLOUTS: usize = 500; // summary's "last" mean covers this many final rollouts
 pub const OUT_ROOT: &str = "runs"; // default --out is OUT_ROOT/<date-time>
+pub const CHECKPOINT_EVERY: usize = 50; // rollouts between checkpoints (one is also written at exit)
 
 /// Every setting of one search, filled from the constants above and overridden by flags.
 /// Passed down explicitly so tests can run with tiny values; written whole into summary.json.

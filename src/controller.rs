@@ -66,6 +66,42 @@ impl Controller {
         &self.params
     }
 
+    /// Weights, Adam moments and Adam step count, for a checkpoint.
+    pub fn state(&self) -> (Vec<f32>, Vec<f32>, Vec<f32>, i32) {
+        let get = |t: &Tensor| {
+            Vec::<f32>::try_from(t.detach().to_device(Device::Cpu)).expect("float tensor")
+        };
+        (
+            get(&self.params),
+            get(&self.adam.m),
+            get(&self.adam.v),
+            self.adam.step,
+        )
+    }
+
+    /// Restores what `state` returned; the sizes must fit this controller.
+    pub fn restore(
+        &mut self,
+        params: &[f32],
+        m: &[f32],
+        v: &[f32],
+        step: i32,
+    ) -> Result<(), String> {
+        let n = Self::n_params(self.vocabulary, self.hidden);
+        if params.len() != n || m.len() != n || v.len() != n {
+            return Err(format!(
+                "the controller has {n} weights, the checkpoint {}",
+                params.len()
+            ));
+        }
+        let put = |x: &[f32]| Tensor::from_slice(x).to_device(self.device);
+        self.params = put(params).set_requires_grad(true);
+        self.adam.m = put(m);
+        self.adam.v = put(v);
+        self.adam.step = step;
+        Ok(())
+    }
+
     /// GRU weights `w_ih [3h, v]`, `w_hh [3h, h]`, `b_ih`, `b_hh`, head `w [v, h]`, `b [v]`:
     /// views into the flat weights, made per call so autograd reaches the flat tensor.
     fn views(&self) -> [Tensor; 6] {
@@ -306,6 +342,9 @@ mod tests {
         }
         fn describe(&self, d: &[usize]) -> String {
             format!("{d:?}")
+        }
+        fn parse(&self, _: &str) -> Option<Vec<usize>> {
+            None
         }
         fn decode(&self, _: &[usize], n_in: usize, n_out: usize) -> MlpSpec {
             MlpSpec {

@@ -32,7 +32,7 @@ pub struct Splits {
 }
 
 /// Where the points come from, as the user asked on the command line.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Source {
     Moons,
     Csv(std::path::PathBuf),
@@ -429,6 +429,28 @@ mod tests {
         assert!(csv_error("x1,x2,label\n1,NaN,0\n").contains("line 2: x2 must be finite"));
         assert!(csv_error("x1,x2,label\n").contains("no points"));
         assert!(csv_error("x1,x2,label\n1,2,0\n3,4,0\n").contains("two classes"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn random_bytes_as_a_csv_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("random.csv");
+            std::fs::write(&path, &bytes).unwrap();
+            if let Err(e) = read_csv(&path) {
+                proptest::prop_assert!(e.downcast_ref::<UsageError>().is_some(), "{e}");
+            }
+        }
+
+        #[test]
+        fn random_text_after_a_valid_header_never_panics(body in "[0-9.,eE+\\-\na-z\"]{0,200}") {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("random.csv");
+            std::fs::write(&path, format!("x1,x2,label\n{body}")).unwrap();
+            if let Err(e) = read_csv(&path) {
+                proptest::prop_assert!(e.downcast_ref::<UsageError>().is_some(), "{e}");
+            }
+        }
     }
 
     #[test]

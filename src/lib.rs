@@ -3,6 +3,7 @@
 
 pub mod adam;
 pub mod bench;
+pub mod checkpoint;
 pub mod child;
 pub mod cli;
 pub mod config;
@@ -12,7 +13,9 @@ pub mod error;
 pub mod mlp;
 pub mod plot;
 pub mod population;
+pub mod progress;
 pub mod report;
 pub mod run;
 pub mod search;
 pub mod space;
+pub mod summary;

@@ -84,6 +84,101 @@ impl RolloutCsv {
     }
 }
 
+/// On resume: reads rollouts.csv back, drops a partial last line and every row after rollout
+/// `done` (those rollouts are redone), rewrites the file atomically, and returns its records.
+pub fn resume_csv(
+    path: &Path,
+    with_search: bool,
+    done: usize,
+    searches: usize,
+    space: &dyn crate::space::SearchSpace,
+) -> Result<Vec<RolloutRecord>> {
+    let bad = |why: String| -> anyhow::Error {
+        crate::error::UsageError::new(format!(
+            "{}: {why}; the run cannot be resumed as it is",
+            path.display()
+        ))
+        .into()
+    };
+    let text = std::fs::read(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
+    // A line is complete only with its newline: a kill may leave half of the last one.
+    let complete = match text.iter().rposition(|&b| b == b'\n') {
+        Some(end) => &text[..=end],
+        None => return Err(bad("the header is missing".into())),
+    };
+    let mut reader = csv::ReaderBuilder::new().from_reader(complete);
+    let offset = usize::from(with_search);
+    let expected: Vec<&str> = if with_search {
+        std::iter::once("search").chain(CSV_COLUMNS).collect()
+    } else {
+        CSV_COLUMNS.to_vec()
+    };
+    let header = reader
+        .headers()
+        .map_err(|e| bad(format!("unreadable header: {e}")))?
+        .clone();
+    if header.iter().collect::<Vec<_>>() != expected {
+        return Err(bad(format!("the header is not `{}`", expected.join(","))));
+    }
+    let mut records = Vec::new();
+    for row in reader.records() {
+        let row = row.map_err(|e| bad(format!("unreadable row: {e}")))?;
+        let line = row.position().map(|p| p.line()).unwrap_or(0);
+        let field = |i: usize| {
+            row.get(i + offset)
+                .ok_or_else(|| bad(format!("line {line}: missing fields")))
+        };
+        let num = |i: usize| -> Result<f64> {
+            field(i)?.parse().map_err(|_| {
+                bad(format!(
+                    "line {line}: `{}` is not a number",
+                    field(i).unwrap_or("")
+                ))
+            })
+        };
+        let rollout = num(0)? as usize;
+        if rollout > done {
+            continue;
+        }
+        let architecture = field(1)?.to_string();
+        let decisions = space
+            .parse(&architecture)
+            .ok_or_else(|| bad(format!("line {line}: unknown architecture {architecture}")))?;
+        records.push(RolloutRecord {
+            search: match with_search {
+                true => row
+                    .get(0)
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| bad(format!("line {line}: bad search number")))?,
+                false => 0,
+            },
+            rollout,
+            decisions,
+            architecture,
+            accuracy: num(2)?,
+            reward: num(3)?,
+            beta: num(4)?,
+            loss: num(5)?,
+            epochs: num(6)? as usize,
+            seconds: num(7)?,
+            diverged: field(8)? == "1",
+        });
+    }
+    if records.len() != done * searches {
+        return Err(bad(format!(
+            "it holds {} rows up to rollout {done}, the checkpoint expects {}",
+            records.len(),
+            done * searches
+        )));
+    }
+    let mut out = expected.join(",") + "\n";
+    for r in &records {
+        out.push_str(&csv_line(r, with_search));
+    }
+    write_atomically(path, out.as_bytes())?;
+    Ok(records)
+}
+
 /// One CSV line (with its newline); the architecture is quoted, it contains commas.
 pub fn csv_line(r: &RolloutRecord, with_search: bool) -> String {
     let prefix = if with_search {

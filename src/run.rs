@@ -1,84 +1,30 @@
 //! One default search from start to finish: check every input, load the data, run the search
-//! loop with progress and streamed results, then retrain the best child and write the report.
+//! loop with progress, streamed results and checkpoints, stop cleanly on SIGINT or SIGTERM,
+//! resume from a checkpoint, and write the report.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::Result;
-use indicatif::{ProgressBar, ProgressStyle};
-use serde::Serialize;
+use anyhow::{Context, Result};
 
-use crate::child::{train_child, Child, TensorData};
+use crate::checkpoint::{self, Checkpoint};
+use crate::child::TensorData;
 use crate::cli::{device_name, parse_device, SearchArgs};
-use crate::config::{DataSettings, Settings, LAST_ROLLOUTS, OUT_ROOT, TORCH_THREADS};
-use crate::data::{self, Source, Splits};
-use crate::error::UsageError;
-use crate::report::{
-    self, best_architecture, distinct_architectures, mean_sd, moving_average, RolloutCsv,
-};
+use crate::config::{DataSettings, Settings, CHECKPOINT_EVERY, OUT_ROOT, TORCH_THREADS};
+use crate::data::{self, Source};
+use crate::error::{UsageError, EXIT_INTERRUPTED};
+use crate::progress::{say, Progress};
+use crate::report::{resume_csv, RolloutCsv};
 use crate::search::{self, RolloutRecord, SearchState};
-use crate::space::{MlpSpace, SearchSpace};
+use crate::space::MlpSpace;
+use crate::summary::{finish, print_summary, Finished};
 use crate::{plot, usage_bail};
 
-/// The moving-average level whose first crossing summary.json reports.
-pub const REACH_LEVEL: f64 = 0.90;
-
-/// summary.json.
-#[derive(Serialize)]
-pub struct Summary {
-    pub archsearch_version: &'static str,
-    pub command: String,
-    pub settings: Settings,
-    pub data: DataSummary,
-    pub seed: u64,
-    pub device: String,
-    pub torch_threads: i32,
-    pub wall_seconds: f64,
-    pub rollouts_done: usize,
-    pub interrupted: bool,
-    pub best_architecture: Option<String>,
-    pub best_dev_accuracy: Option<f64>,
-    pub best_times_sampled: Option<usize>,
-    pub test_accuracies: Vec<f64>,
-    pub test_accuracy_mean: Option<f64>,
-    pub test_accuracy_sd: Option<f64>,
-    pub distinct_architectures: usize,
-    /// Mean dev accuracy of the last LAST_ROLLOUTS rollouts (all of them when fewer).
-    pub last_mean_accuracy: f64,
-    pub last_rollouts: usize,
-    /// First rollout at which the moving average of dev accuracy reached REACH_LEVEL.
-    pub rollout_reaching_level: Option<usize>,
-    pub reach_level: f64,
-    pub moving_average_window: usize,
-    /// Per search, when several ran in lockstep.
-    pub searches: Vec<SearchFigures>,
-}
-
-#[derive(Serialize)]
-pub struct DataSummary {
-    pub source: Source,
-    pub generator: Option<DataSettings>,
-    pub train: usize,
-    pub dev: usize,
-    pub test: usize,
-    pub features: usize,
-    pub classes: usize,
-}
-
-/// Figures of one search of several.
-#[derive(Serialize)]
-pub struct SearchFigures {
-    pub search: usize,
-    pub seed: u64,
-    pub best_architecture: Option<String>,
-    pub best_dev_accuracy: Option<f64>,
-    pub last_mean_accuracy: f64,
-    pub rollout_reaching_level: Option<usize>,
-}
-
-/// Creates `--out` (or `runs/<date-time>`), refusing a non-empty folder.
-pub fn prepare_out(out: Option<&Path>) -> Result<PathBuf> {
+/// Creates `--out` (or `runs/<date-time>`). A non-empty folder is refused unless `force`, which
+/// empties it first.
+pub fn prepare_out(out: Option<&Path>, force: bool) -> Result<PathBuf> {
     let dir = match out {
         Some(p) => p.to_path_buf(),
         None => {
@@ -103,11 +49,17 @@ pub fn prepare_out(out: Option<&Path>) -> Result<PathBuf> {
             .map_err(|e| UsageError::new(format!("cannot read --out {}: {e}", dir.display())))?
             .next()
             .is_some();
-        if non_empty {
+        if non_empty && !force {
             usage_bail!(
-                "--out {} is not empty; choose a new folder so no earlier results are overwritten",
+                "--out {} is not empty; pass `--resume {}` to continue the search in it, `--force` to replace it, or choose a new folder",
+                dir.display(),
                 dir.display()
             );
+        }
+        if non_empty {
+            std::fs::remove_dir_all(&dir).map_err(|e| {
+                UsageError::new(format!("--force: cannot empty {}: {e}", dir.display()))
+            })?;
         }
     }
     std::fs::create_dir_all(&dir)
@@ -119,115 +71,212 @@ pub fn prepare_out(out: Option<&Path>) -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// Progress on stderr: a bar on a terminal, a line every 10 % otherwise, nothing when quiet.
-pub struct Progress {
-    bar: Option<ProgressBar>,
-    lines: bool,
-    total: usize,
-    last_line: usize,
-    started: Instant,
+/// Sets the returned flag on SIGINT or SIGTERM; a second signal exits at once with 130.
+fn stop_on_signals() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // Registered first, so it sees the flag as the earlier signal left it.
+        signal_hook::flag::register_conditional_shutdown(
+            signal,
+            EXIT_INTERRUPTED,
+            Arc::clone(&stop),
+        )
+        .context("cannot install the signal handler")?;
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .context("cannot install the signal handler")?;
+    }
+    Ok(stop)
 }
 
-impl Progress {
-    pub fn new(total: usize, quiet: bool) -> Self {
-        let terminal = std::io::stderr().is_terminal();
-        let bar = (!quiet && terminal).then(|| {
-            let bar = ProgressBar::new(total as u64);
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{bar:30.cyan/blue} {pos}/{len} rollouts  {per_sec}  ETA {eta}  {msg}",
-                )
-                .expect("valid template")
-                .progress_chars("=> "),
-            );
-            bar
-        });
-        Progress {
-            bar,
-            lines: !quiet && !terminal,
-            total,
-            last_line: 0,
-            started: Instant::now(),
-        }
-    }
-
-    pub fn update(&mut self, done: usize, message: &str) {
-        if let Some(bar) = &self.bar {
-            bar.set_position(done as u64);
-            bar.set_message(message.to_string());
-        } else if self.lines
-            && (done * 10 / self.total.max(1) > self.last_line * 10 / self.total.max(1)
-                || done == self.total)
-        {
-            self.last_line = done;
-            eprintln!(
-                "[{:>7.1}s] {done}/{} rollouts  {message}",
-                self.started.elapsed().as_secs_f64(),
-                self.total
-            );
-        }
-    }
-
-    pub fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-    }
+/// Where a run starts from: nothing, or a checkpoint with the rows written before it.
+struct Start {
+    out: PathBuf,
+    settings: Settings,
+    source: Source,
+    device: tch::Device,
+    resumed: Option<(Checkpoint, Vec<RolloutRecord>)>,
 }
 
-/// Prints to stderr unless quiet.
-fn say(quiet: bool, text: &str) {
-    if !quiet {
-        eprintln!("{text}");
+/// Checks a `--resume` folder against this run's settings: the flags the user gave must agree
+/// with the checkpoint, and so must every constant of config.rs.
+fn resume_start(dir: &Path, args: &SearchArgs) -> Result<Start> {
+    let saved = checkpoint::load(dir)?;
+    let given = |flag: &str| args.given.iter().any(|g| g == flag);
+    let from_flags = args.settings();
+    let settings = Settings {
+        rollouts: if given("rollouts") {
+            from_flags.rollouts
+        } else {
+            saved.settings.rollouts
+        },
+        seed: if given("seed") {
+            from_flags.seed
+        } else {
+            saved.settings.seed
+        },
+        rollouts_per_update: if given("rollouts_per_update") {
+            from_flags.rollouts_per_update
+        } else {
+            saved.settings.rollouts_per_update
+        },
+        searches: if given("searches") {
+            from_flags.searches
+        } else {
+            saved.settings.searches
+        },
+        ..from_flags
+    };
+    let differences = checkpoint::differences(&saved.settings, &settings);
+    if !differences.is_empty() {
+        usage_bail!(
+            "{} was searched with other settings than now ({}); rebuild with the same constants and flags, or start a new run",
+            dir.display(),
+            differences.join("; ")
+        );
     }
+    let source = if given("data") || given("dataset") {
+        args.source()
+    } else {
+        saved.source.clone()
+    };
+    if source != saved.source {
+        usage_bail!(
+            "{} was searched on {:?}, not {:?}; resume without --data/--dataset",
+            dir.display(),
+            saved.source,
+            source
+        );
+    }
+    let device = parse_device(if given("device") {
+        &args.device
+    } else {
+        &saved.device
+    })?;
+    Ok(Start {
+        out: dir.to_path_buf(),
+        settings,
+        source,
+        device,
+        resumed: Some((saved, Vec::new())),
+    })
 }
 
-/// `archsearch` with no command: the half-moon search. Returns the exit code.
+/// `archsearch` with no command: the half-moon search, new or resumed. Returns the exit code.
 pub fn search(args: &SearchArgs) -> Result<i32> {
-    let settings = args.settings();
-    let device = parse_device(&args.device)?;
-    let source = args.source();
+    // Everything a user can get wrong is checked before any work or any write.
+    let mut start = match &args.resume {
+        Some(dir) => resume_start(dir, args)?,
+        None => {
+            let device = parse_device(&args.device)?;
+            Start {
+                out: PathBuf::new(),
+                settings: args.settings(),
+                source: args.source(),
+                device,
+                resumed: None,
+            }
+        }
+    };
     // The data's seed is fixed (config::DATA_SEED): searches with other seeds see the same points.
-    let splits = data::load(&source, &DataSettings::default())?;
-    let out = prepare_out(args.out.as_deref())?;
-    tch::set_num_threads(TORCH_THREADS);
-    tch::manual_seed(settings.seed as i64);
-    let started = Instant::now();
-
+    let splits = data::load(&start.source, &DataSettings::default())?;
+    let data_hash = checkpoint::data_hash(&splits);
+    let settings = start.settings.clone();
     let space = MlpSpace::new(&settings);
+    let with_search = settings.searches > 1;
+    if let Some((saved, records)) = &mut start.resumed {
+        if saved.data_hash != data_hash {
+            usage_bail!(
+                "the data of {} changed since it was searched; resume with the same data",
+                start.out.display()
+            );
+        }
+        *records = resume_csv(
+            &start.out.join("rollouts.csv"),
+            with_search,
+            saved.done,
+            settings.searches,
+            &space,
+        )?;
+    } else {
+        start.out = prepare_out(args.out.as_deref(), args.force)?;
+    }
+    let out = start.out.clone();
+    let device = start.device;
+    tch::set_num_threads(TORCH_THREADS);
+    let stop = stop_on_signals()?;
+    let started = Instant::now();
     let tensors = TensorData::new(&splits, device);
+
+    let (mut state, mut records, mut csv, wall_before) = match start.resumed {
+        Some((saved, records)) => {
+            let state = SearchState::from_checkpoint(&space, &settings, device, &saved)?;
+            let csv = RolloutCsv::append_to(&out.join("rollouts.csv"), with_search)?;
+            (state, records, csv, saved.wall_seconds)
+        }
+        None => {
+            if splits.train.n_features == 2 {
+                plot::data(&out.join("halfmoon.png"), &splits)?;
+            }
+            let csv = RolloutCsv::create(&out.join("rollouts.csv"), with_search)?;
+            (
+                SearchState::new(&space, &settings, device),
+                Vec::new(),
+                csv,
+                0.0,
+            )
+        }
+    };
     say(
         args.quiet,
         &format!(
-            "archsearch: {} rollouts x {} search(es) on {} ({} train / {} dev / {} test points), device {}, writing to {}",
+            "archsearch: {} rollouts x {} search(es) on {} ({} train / {} dev / {} test points), device {}, {} in {}",
             settings.rollouts,
             settings.searches,
-            source_name(&source),
+            source_name(&start.source),
             splits.train.len(),
             splits.dev.len(),
             splits.test.len(),
             device_name(device),
+            if state.done > 0 { format!("resuming after rollout {}", state.done) } else { "writing".into() },
             out.display()
         ),
     );
-    if splits.train.n_features == 2 {
-        plot::data(&out.join("halfmoon.png"), &splits)?;
-    }
+    let save = |state: &SearchState, csv: &RolloutCsv| -> Result<()> {
+        // Rows reach the disk before the checkpoint that counts them.
+        csv.sync()?;
+        checkpoint::save(
+            &out,
+            &Checkpoint {
+                archsearch_version: env!("CARGO_PKG_VERSION").into(),
+                settings: settings.clone(),
+                source: start.source.clone(),
+                data_hash: data_hash.clone(),
+                device: device_name(device),
+                done: state.done,
+                beta: state.beta,
+                searches: state.checkpoint(),
+                wall_seconds: wall_before + started.elapsed().as_secs_f64(),
+            },
+        )
+    };
+    save(&state, &csv)?;
 
-    let mut csv = RolloutCsv::create(&out.join("rollouts.csv"), settings.searches > 1)?;
-    let mut state = SearchState::new(&space, &settings, device);
     let mut trainer = search::trainer_for(
         settings.rollouts_per_update * settings.searches,
         &tensors,
         &settings.child,
     );
-    let mut records: Vec<RolloutRecord> = Vec::with_capacity(settings.rollouts * settings.searches);
-    let mut progress = Progress::new(settings.rollouts, args.quiet);
+    let mut progress = Progress::new(settings.rollouts, state.done, args.quiet);
     let window = settings.moving_average;
+    let mut last_saved = state.done;
     {
         let mut on_update = |batch: &[RolloutRecord], state: &SearchState| -> Result<()> {
             csv.append(batch)?;
             records.extend_from_slice(batch);
+            if state.done / CHECKPOINT_EVERY > last_saved / CHECKPOINT_EVERY {
+                save(state, &csv)?;
+                last_saved = state.done;
+            }
             let recent: Vec<f64> = records
                 .iter()
                 .rev()
@@ -242,6 +291,7 @@ pub fn search(args: &SearchArgs) -> Result<i32> {
             );
             Ok(())
         };
+        let keep_going = || !stop.load(Ordering::Relaxed);
         search::run(
             &space,
             &tensors,
@@ -249,18 +299,31 @@ pub fn search(args: &SearchArgs) -> Result<i32> {
             trainer.as_mut(),
             &mut state,
             &mut on_update,
-            &|| true,
+            &keep_going,
         )?;
     }
     progress.finish();
-    csv.sync()?;
+    save(&state, &csv)?;
+    let interrupted = state.done < settings.rollouts;
+    if interrupted {
+        say(args.quiet, &format!("interrupted after rollout {}: checkpoint written; continue with `archsearch --resume {}`", state.done, out.display()));
+    }
 
-    let summary = finish(
-        &out, args, &settings, &space, &splits, &tensors, &records, state.done, started, false,
-        &source,
-    )?;
+    let summary = finish(&Finished {
+        out: &out,
+        settings: &settings,
+        space: &space,
+        splits: &splits,
+        tensors: &tensors,
+        records: &records,
+        done: state.done,
+        source: &start.source,
+        wall_seconds: wall_before + started.elapsed().as_secs_f64(),
+        interrupted,
+        quiet: args.quiet,
+    })?;
     print_summary(&summary, &out);
-    Ok(0)
+    Ok(if interrupted { EXIT_INTERRUPTED } else { 0 })
 }
 
 fn source_name(source: &Source) -> String {
@@ -269,236 +332,4 @@ fn source_name(source: &Source) -> String {
         Source::Csv(p) => p.display().to_string(),
         Source::Named(n) => n.clone(),
     }
-}
-
-/// Plots, retraining of the best architecture on the test split, and summary.json.
-#[allow(clippy::too_many_arguments)]
-pub fn finish(
-    out: &Path,
-    args: &SearchArgs,
-    settings: &Settings,
-    space: &dyn SearchSpace,
-    splits: &Splits,
-    tensors: &TensorData,
-    records: &[RolloutRecord],
-    done: usize,
-    started: Instant,
-    interrupted: bool,
-    source: &Source,
-) -> Result<Summary> {
-    let window = settings.moving_average;
-    let per_search: Vec<Vec<&RolloutRecord>> = (0..settings.searches)
-        .map(|s| records.iter().filter(|r| r.search == s).collect())
-        .collect();
-    accuracy_figure(&out.join("accuracy.png"), &per_search, window)?;
-
-    let best = best_architecture(records);
-    let mut test_accuracies = Vec::new();
-    if let Some(best) = &best {
-        say(
-            args.quiet,
-            &format!(
-                "retraining the best architecture {} with {} seeds",
-                best.architecture, settings.retrain_seeds
-            ),
-        );
-        let spec = space.decode(&best.decisions, tensors.n_features, tensors.n_classes);
-        let mut first: Option<Child> = None;
-        for i in 0..settings.retrain_seeds {
-            let (child, _) = train_child(
-                &spec,
-                tensors,
-                &settings.child,
-                retrain_seed(settings.seed, i),
-            );
-            test_accuracies.push(child.accuracy(&tensors.test));
-            first.get_or_insert(child);
-        }
-        if let (Some(child), 2) = (&first, tensors.n_features) {
-            let title = format!(
-                "Best architecture {} (test points; dev accuracy {:.3})",
-                best.architecture, best.dev_accuracy
-            );
-            let predict = |xy: &[f32]| -> Vec<i64> {
-                let x = tch::Tensor::from_slice(xy)
-                    .view([-1, 2])
-                    .to_device(tensors.device);
-                Vec::try_from(
-                    child
-                        .forward(&x)
-                        .argmax(1, false)
-                        .to_device(tch::Device::Cpu),
-                )
-                .unwrap_or_default()
-            };
-            plot::boundary(&out.join("boundary.png"), &title, splits, &predict)?;
-        }
-    }
-    let (mean, sd) = mean_sd(&test_accuracies);
-    let figures = |rs: &[&RolloutRecord]| {
-        let acc: Vec<f64> = rs.iter().map(|r| r.accuracy).collect();
-        let tail = &acc[acc.len().saturating_sub(LAST_ROLLOUTS)..];
-        let last = if tail.is_empty() {
-            0.0
-        } else {
-            tail.iter().sum::<f64>() / tail.len() as f64
-        };
-        (
-            last,
-            report::first_reaching(&acc, window, REACH_LEVEL),
-            tail.len(),
-        )
-    };
-    let all_first: Vec<&RolloutRecord> = per_search[0].clone();
-    let (last_mean, reached, last_n) = figures(&all_first);
-    let searches = if settings.searches > 1 {
-        per_search
-            .iter()
-            .enumerate()
-            .map(|(s, rs)| {
-                let owned: Vec<RolloutRecord> = rs.iter().map(|r| (*r).clone()).collect();
-                let b = best_architecture(&owned);
-                let (last, reached, _) = figures(rs);
-                SearchFigures {
-                    search: s,
-                    seed: search::search_seed(settings.seed, s),
-                    best_architecture: b.as_ref().map(|b| b.architecture.clone()),
-                    best_dev_accuracy: b.as_ref().map(|b| b.dev_accuracy),
-                    last_mean_accuracy: last,
-                    rollout_reaching_level: reached,
-                }
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let summary = Summary {
-        archsearch_version: env!("CARGO_PKG_VERSION"),
-        command: std::env::args().collect::<Vec<_>>().join(" "),
-        settings: settings.clone(),
-        data: DataSummary {
-            source: source.clone(),
-            generator: matches!(source, Source::Moons).then(DataSettings::default),
-            train: splits.train.len(),
-            dev: splits.dev.len(),
-            test: splits.test.len(),
-            features: splits.train.n_features,
-            classes: splits.train.n_classes,
-        },
-        seed: settings.seed,
-        device: device_name(tensors.device),
-        torch_threads: tch::get_num_threads(),
-        wall_seconds: started.elapsed().as_secs_f64(),
-        rollouts_done: done,
-        interrupted,
-        best_architecture: best.as_ref().map(|b| b.architecture.clone()),
-        best_dev_accuracy: best.as_ref().map(|b| b.dev_accuracy),
-        best_times_sampled: best.as_ref().map(|b| b.times_sampled),
-        test_accuracy_mean: (!test_accuracies.is_empty()).then_some(mean),
-        test_accuracy_sd: (!test_accuracies.is_empty()).then_some(sd),
-        test_accuracies,
-        distinct_architectures: distinct_architectures(records),
-        last_mean_accuracy: last_mean,
-        last_rollouts: last_n,
-        rollout_reaching_level: reached,
-        reach_level: REACH_LEVEL,
-        moving_average_window: window,
-        searches,
-    };
-    report::write_json_atomically(&out.join("summary.json"), &summary)?;
-    Ok(summary)
-}
-
-/// The seed of the `i`-th retraining of the best architecture.
-pub fn retrain_seed(seed: u64, i: usize) -> u64 {
-    search::splitmix64(seed ^ 0x7E57_7E57_7E57_7E57).wrapping_add(i as u64)
-}
-
-/// accuracy.png: one search as points and moving averages; several as mean and min-max band.
-fn accuracy_figure(path: &Path, per_search: &[Vec<&RolloutRecord>], window: usize) -> Result<()> {
-    if per_search.len() == 1 {
-        let acc: Vec<f64> = per_search[0].iter().map(|r| r.accuracy).collect();
-        let rew: Vec<f64> = per_search[0].iter().map(|r| r.reward).collect();
-        return plot::accuracy(path, &acc, &rew, window);
-    }
-    let band = |f: fn(&RolloutRecord) -> f64, label: String| {
-        let mas: Vec<Vec<f64>> = per_search
-            .iter()
-            .map(|rs| moving_average(&rs.iter().map(|r| f(r)).collect::<Vec<_>>(), window))
-            .collect();
-        let n = mas.iter().map(Vec::len).min().unwrap_or(0);
-        let at = |i: usize| mas.iter().map(move |m| m[i]);
-        plot::Curve {
-            label,
-            values: (0..n)
-                .map(|i| at(i).sum::<f64>() / mas.len() as f64)
-                .collect(),
-            band: Some((
-                (0..n).map(|i| at(i).fold(f64::MAX, f64::min)).collect(),
-                (0..n).map(|i| at(i).fold(f64::MIN, f64::max)).collect(),
-            )),
-        }
-    };
-    let s = per_search.len();
-    let curves = [
-        band(
-            |r| r.accuracy,
-            format!(
-                "dev accuracy, moving average of {window}: mean of {s} searches, band min to max"
-            ),
-        ),
-        band(
-            |r| r.reward,
-            format!("reward, moving average of {window}: mean of {s} searches, band min to max"),
-        ),
-    ];
-    let low = curves[1]
-        .band
-        .as_ref()
-        .map(|b| b.0.iter().copied().fold(0.0f64, f64::min))
-        .unwrap_or(0.0)
-        .max(-1.2);
-    plot::curves(
-        path,
-        &format!("Half-moon NAS: {s} searches in lockstep"),
-        "rollout",
-        "dev accuracy / reward",
-        &curves,
-        (low - 0.02, 1.02),
-    )
-}
-
-/// The short report at the end of a run, on stdout.
-fn print_summary(summary: &Summary, out: &Path) {
-    println!(
-        "done: {} rollouts in {:.1} s",
-        summary.rollouts_done, summary.wall_seconds
-    );
-    if let (Some(arch), Some(acc)) = (&summary.best_architecture, summary.best_dev_accuracy) {
-        println!(
-            "best architecture: {arch} (dev accuracy {acc:.3}, sampled {} times)",
-            summary.best_times_sampled.unwrap_or(0)
-        );
-    }
-    if let (Some(m), Some(sd)) = (summary.test_accuracy_mean, summary.test_accuracy_sd) {
-        println!(
-            "test accuracy of the best, retrained {} times: {:.2} % +- {:.2}",
-            summary.test_accuracies.len(),
-            100.0 * m,
-            100.0 * sd
-        );
-    }
-    println!(
-        "mean dev accuracy of the last {} rollouts: {:.3}; moving average ({}) first reached {:.2} at rollout {}",
-        summary.last_rollouts,
-        summary.last_mean_accuracy,
-        summary.moving_average_window,
-        summary.reach_level,
-        summary.rollout_reaching_level.map(|r| r.to_string()).unwrap_or_else(|| "never".into())
-    );
-    println!(
-        "{} distinct architectures; results in {}",
-        summary.distinct_architectures,
-        out.display()
-    );
 }

@@ -193,6 +193,52 @@ impl SearchState {
     }
 }
 
+impl SearchState {
+    /// What a checkpoint keeps of each search.
+    pub fn checkpoint(&self) -> Vec<crate::checkpoint::SearchCheckpoint> {
+        (0..self.controllers.len())
+            .map(|s| {
+                let (controller, adam_m, adam_v, adam_step) = self.controllers[s].state();
+                crate::checkpoint::SearchCheckpoint {
+                    controller,
+                    adam_m,
+                    adam_v,
+                    adam_step,
+                    rng: self.rngs[s].clone(),
+                    baseline: self.baselines[s].clone(),
+                }
+            })
+            .collect()
+    }
+
+    /// The state a checkpoint describes.
+    pub fn from_checkpoint(
+        space: &dyn SearchSpace,
+        settings: &Settings,
+        device: tch::Device,
+        saved: &crate::checkpoint::Checkpoint,
+    ) -> Result<Self> {
+        let mut state = SearchState::new(space, settings, device);
+        if saved.searches.len() != settings.searches {
+            anyhow::bail!(
+                "the checkpoint holds {} searches, the settings {}",
+                saved.searches.len(),
+                settings.searches
+            );
+        }
+        for (s, c) in saved.searches.iter().enumerate() {
+            state.controllers[s]
+                .restore(&c.controller, &c.adam_m, &c.adam_v, c.adam_step)
+                .map_err(anyhow::Error::msg)?;
+            state.rngs[s] = c.rng.clone();
+            state.baselines[s] = c.baseline.clone();
+        }
+        state.beta = saved.beta;
+        state.done = saved.done;
+        Ok(state)
+    }
+}
+
 /// The seed of search `s` of a run seeded `seed`.
 pub fn search_seed(seed: u64, s: usize) -> u64 {
     seed.wrapping_add(s as u64)

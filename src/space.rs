@@ -18,6 +18,8 @@ pub trait SearchSpace: Send + Sync {
     }
     /// The decisions in human notation, as written in rollouts.csv.
     fn describe(&self, decisions: &[usize]) -> String;
+    /// The inverse of `describe` (for reading rollouts.csv back on resume).
+    fn parse(&self, text: &str) -> Option<Vec<usize>>;
     /// The child network for complete `decisions`, for data of `n_in` features and `n_out` classes.
     fn decode(&self, decisions: &[usize], n_in: usize, n_out: usize) -> MlpSpec;
 }
@@ -73,15 +75,6 @@ impl MlpSpace {
             repeat_penalty: settings.repeat_penalty,
         }
     }
-
-    /// Parses the notation of `describe`, e.g. `[8, Tanh, 8, ReLU, EOS]`.
-    pub fn parse(&self, text: &str) -> Option<Vec<usize>> {
-        let inner = text.trim().strip_prefix('[')?.strip_suffix(']')?;
-        if inner.trim().is_empty() {
-            return Some(vec![]);
-        }
-        inner.split(',').map(|t| Action::parse(t.trim())).collect()
-    }
 }
 
 impl SearchSpace for MlpSpace {
@@ -131,6 +124,15 @@ impl SearchSpace for MlpSpace {
             })
             .collect();
         format!("[{}]", names.join(", "))
+    }
+
+    /// Parses the notation of `describe`, e.g. `[8, Tanh, 8, ReLU, EOS]`.
+    fn parse(&self, text: &str) -> Option<Vec<usize>> {
+        let inner = text.trim().strip_prefix('[')?.strip_suffix(']')?;
+        if inner.trim().is_empty() {
+            return Some(vec![]);
+        }
+        inner.split(',').map(|t| Action::parse(t.trim())).collect()
     }
 
     fn decode(&self, decisions: &[usize], n_in: usize, n_out: usize) -> MlpSpec {

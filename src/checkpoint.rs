@@ -1,0 +1,246 @@
+//! Checkpoints: everything a search needs to continue exactly where it was (controller weights
+//! and Adam state, every generator, beta, baselines, the rollout count), written atomically with
+//! a checksum so a crash, a kill or a full disk never leaves a file that resumes wrongly.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use rand_pcg::Pcg64;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Settings;
+use crate::controller::Baseline;
+use crate::data::{Source, Splits};
+use crate::error::UsageError;
+
+/// The checkpoint's file name inside a run folder.
+pub const FILE: &str = "checkpoint.json";
+/// First line of every checkpoint; the checksum and length follow on it.
+const MAGIC: &str = "archsearch-checkpoint-v1";
+
+/// One search's state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SearchCheckpoint {
+    pub controller: Vec<f32>,
+    pub adam_m: Vec<f32>,
+    pub adam_v: Vec<f32>,
+    pub adam_step: i32,
+    pub rng: Pcg64,
+    pub baseline: Baseline,
+}
+
+/// A whole run's state after `done` rollouts per search.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub archsearch_version: String,
+    pub settings: Settings,
+    pub source: Source,
+    /// Fingerprint of the points, so a changed data file is noticed.
+    pub data_hash: String,
+    pub device: String,
+    pub done: usize,
+    pub beta: f64,
+    pub searches: Vec<SearchCheckpoint>,
+    /// Wall seconds spent before this checkpoint, over every earlier session of the run.
+    pub wall_seconds: f64,
+}
+
+/// FNV-1a, 64 bits: enough to notice a truncated or damaged file (not an adversary).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// A fingerprint of the points of every split.
+pub fn data_hash(splits: &Splits) -> String {
+    let mut bytes = Vec::new();
+    for part in [&splits.train, &splits.dev, &splits.test] {
+        for v in &part.features {
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+        for l in &part.labels {
+            bytes.extend_from_slice(&l.to_le_bytes());
+        }
+    }
+    format!("{:016x}", fnv1a(&bytes))
+}
+
+pub fn path(dir: &Path) -> PathBuf {
+    dir.join(FILE)
+}
+
+/// Writes the checkpoint through a temporary file, fsync and rename: the previous checkpoint
+/// stays in place until the new one is complete.
+pub fn save(dir: &Path, checkpoint: &Checkpoint) -> Result<()> {
+    let body = serde_json::to_vec(checkpoint).context("cannot serialise the checkpoint")?;
+    let mut bytes = format!("{MAGIC} {:016x} {}\n", fnv1a(&body), body.len()).into_bytes();
+    bytes.extend_from_slice(&body);
+    crate::report::write_atomically(&path(dir), &bytes)?;
+    // Make the rename itself durable.
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Reads and verifies a checkpoint; a missing, truncated or damaged file is a `UsageError`.
+pub fn load(dir: &Path) -> Result<Checkpoint> {
+    let file = path(dir);
+    let bytes = std::fs::read(&file).map_err(|e| {
+        UsageError::new(format!(
+            "cannot read {}: {e}; is {} a run folder written by archsearch?",
+            file.display(),
+            dir.display()
+        ))
+    })?;
+    parse(&bytes).map_err(|why| {
+        UsageError::new(format!(
+            "{} is corrupt or truncated ({why}); nothing was changed",
+            file.display()
+        ))
+        .into()
+    })
+}
+
+/// Parses checkpoint bytes; the error says what is wrong with them.
+pub fn parse(bytes: &[u8]) -> std::result::Result<Checkpoint, String> {
+    let newline = bytes
+        .iter()
+        .position(|&b| b == b'\n')
+        .ok_or("no header line")?;
+    let header = std::str::from_utf8(&bytes[..newline]).map_err(|_| "the header is not text")?;
+    let fields: Vec<&str> = header.split(' ').collect();
+    if fields.len() != 3 || fields[0] != MAGIC {
+        return Err(format!("the header is not `{MAGIC} <checksum> <length>`"));
+    }
+    let body = &bytes[newline + 1..];
+    let length: usize = fields[2]
+        .parse()
+        .map_err(|_| "the header's length is not a number")?;
+    if body.len() != length {
+        return Err(format!(
+            "{} bytes of data where the header promises {length}",
+            body.len()
+        ));
+    }
+    if fields[1] != format!("{:016x}", fnv1a(body)) {
+        return Err("the checksum does not match the data".into());
+    }
+    serde_json::from_slice(body).map_err(|e| format!("unreadable data: {e}"))
+}
+
+/// The settings that differ between a checkpoint and this run, as `name: was X, now Y`.
+pub fn differences(saved: &Settings, now: &Settings) -> Vec<String> {
+    let (a, b) = (
+        serde_json::to_value(saved).expect("settings serialise"),
+        serde_json::to_value(now).expect("settings serialise"),
+    );
+    let mut out = Vec::new();
+    diff("", &a, &b, &mut out);
+    out
+}
+
+fn diff(prefix: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
+    match (a, b) {
+        (serde_json::Value::Object(x), serde_json::Value::Object(y)) => {
+            for (key, va) in x {
+                let name = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                match y.get(key) {
+                    Some(vb) => diff(&name, va, vb, out),
+                    None => out.push(format!("{name}: was {va}, now absent")),
+                }
+            }
+            for key in y.keys().filter(|k| !x.contains_key(*k)) {
+                out.push(format!("{prefix}{key}: absent in the checkpoint"));
+            }
+        }
+        _ if a != b => out.push(format!("{prefix}: was {a}, now {b}")),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use rand::SeedableRng;
+
+    fn sample() -> Checkpoint {
+        Checkpoint {
+            archsearch_version: "0".into(),
+            settings: Settings::default(),
+            source: Source::Moons,
+            data_hash: "00".into(),
+            device: "cpu".into(),
+            done: 50,
+            beta: 0.01 * 0.99f64.powi(50),
+            searches: vec![SearchCheckpoint {
+                controller: vec![0.1, -0.25, 1e-7],
+                adam_m: vec![0.0, 1.0, 2.0],
+                adam_v: vec![3.0, 4.0, 5.0],
+                adam_step: 50,
+                rng: Pcg64::seed_from_u64(3),
+                baseline: Baseline::new(true, 0.9),
+            }],
+            wall_seconds: 1.5,
+        }
+    }
+
+    #[test]
+    fn round_trips_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        save(dir.path(), &sample()).unwrap();
+        assert_eq!(load(dir.path()).unwrap(), sample());
+    }
+
+    #[test]
+    fn truncation_and_damage_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        save(dir.path(), &sample()).unwrap();
+        let bytes = std::fs::read(path(dir.path())).unwrap();
+        let truncated = &bytes[..bytes.len() - 10];
+        assert!(parse(truncated).unwrap_err().contains("bytes of data"));
+        let mut damaged = bytes.clone();
+        let i = damaged.len() - 20;
+        damaged[i] ^= 1;
+        assert!(parse(&damaged).unwrap_err().contains("checksum"));
+        std::fs::write(path(dir.path()), truncated).unwrap();
+        let err = load(dir.path()).unwrap_err();
+        assert!(err.downcast_ref::<UsageError>().is_some());
+        assert!(err.to_string().contains("corrupt or truncated"));
+    }
+
+    #[test]
+    fn differences_name_the_setting() {
+        let mut now = Settings::default();
+        now.child.lr = 0.02;
+        now.seed = 9;
+        let d = differences(&Settings::default(), &now);
+        assert_eq!(d.len(), 2, "{d:?}");
+        assert!(
+            d.iter().any(|x| x == "child.lr: was 0.01, now 0.02"),
+            "{d:?}"
+        );
+        assert!(d.iter().any(|x| x == "seed: was 0, now 9"), "{d:?}");
+        assert!(differences(&now, &now).is_empty());
+    }
+
+    proptest! {
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            prop_assert!(parse(&bytes).is_err());
+        }
+
+        #[test]
+        fn random_bytes_after_a_valid_header_never_panic(body in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let mut bytes = format!("{MAGIC} {:016x} {}\n", fnv1a(&body), body.len()).into_bytes();
+            bytes.extend_from_slice(&body);
+            let _ = parse(&bytes);
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! Progress of a search on stderr: an indicatif bar on a terminal, a plain line every 10 %
+//! otherwise (logs, CI), nothing with --quiet.
+
+use std::io::IsTerminal;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Progress on stderr: a bar on a terminal, a line every 10 % otherwise, nothing when quiet.
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    lines: bool,
+    total: usize,
+    last_line: usize,
+    started: Instant,
+}
+
+impl Progress {
+    pub fn new(total: usize, done: usize, quiet: bool) -> Self {
+        let terminal = std::io::stderr().is_terminal();
+        let bar = (!quiet && terminal).then(|| {
+            let bar = ProgressBar::new(total as u64);
+            bar.set_position(done as u64);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{bar:30.cyan/blue} {pos}/{len} rollouts  {per_sec}  ETA {eta}  {msg}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            bar
+        });
+        Progress {
+            bar,
+            lines: !quiet && !terminal,
+            total,
+            last_line: done,
+            started: Instant::now(),
+        }
+    }
+
+    pub fn update(&mut self, done: usize, message: &str) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(done as u64);
+            bar.set_message(message.to_string());
+        } else if self.lines
+            && (done * 10 / self.total.max(1) > self.last_line * 10 / self.total.max(1)
+                || done == self.total)
+        {
+            self.last_line = done;
+            eprintln!(
+                "[{:>7.1}s] {done}/{} rollouts  {message}",
+                self.started.elapsed().as_secs_f64(),
+                self.total
+            );
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Prints to stderr unless quiet.
+pub fn say(quiet: bool, text: &str) {
+    if !quiet {
+        eprintln!("{text}");
+    }
+}

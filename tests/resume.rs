@@ -1,0 +1,234 @@
+//! End-to-end tests of never losing a search: SIGKILL at random moments and resume gives the
+//! uninterrupted run's results exactly; SIGINT stops cleanly; bad checkpoints are refused.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_archsearch"))
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("the binary runs")
+}
+
+fn csv_without_seconds(dir: &Path) -> Vec<Vec<String>> {
+    let mut reader = csv::Reader::from_path(dir.join("rollouts.csv")).unwrap();
+    let seconds = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "seconds")
+        .unwrap();
+    reader
+        .records()
+        .map(|r| {
+            r.unwrap()
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != seconds)
+                .map(|(_, v)| v.to_string())
+                .collect()
+        })
+        .collect()
+}
+
+fn summary(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
+}
+
+/// The figures of summary.json that must not depend on interruptions.
+fn figures(s: &serde_json::Value) -> Vec<serde_json::Value> {
+    [
+        "rollouts_done",
+        "best_architecture",
+        "best_dev_accuracy",
+        "best_times_sampled",
+        "test_accuracies",
+        "distinct_architectures",
+        "last_mean_accuracy",
+        "rollout_reaching_level",
+        "settings",
+    ]
+    .iter()
+    .map(|k| s[*k].clone())
+    .collect()
+}
+
+#[test]
+fn killed_at_random_moments_and_resumed_is_the_same_search() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = dir.path().join("whole");
+    let o = run(&[
+        "--rollouts",
+        "100",
+        "--seed",
+        "3",
+        "--out",
+        whole.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let pieces = dir.path().join("pieces");
+    let pieces_s = pieces.to_str().unwrap();
+    // Kill moments from a fixed pseudo-random sequence, after the first checkpoint exists.
+    let mut x: u64 = 12345;
+    let mut kills = 0;
+    let mut args = vec![
+        "--rollouts",
+        "100",
+        "--seed",
+        "3",
+        "--out",
+        pieces_s,
+        "--quiet",
+    ];
+    loop {
+        let mut child = bin()
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let wait = 400 + (x >> 33) % 900;
+        std::thread::sleep(Duration::from_millis(wait));
+        let finished = child.try_wait().unwrap().is_some();
+        if !finished && kills < 4 {
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+            kills += 1;
+        } else {
+            let status = child.wait().unwrap();
+            assert!(status.success());
+            break;
+        }
+        args = vec!["--resume", pieces_s, "--quiet"];
+    }
+    assert!(
+        kills >= 1,
+        "the run was never killed; the test proves nothing"
+    );
+    assert_eq!(csv_without_seconds(&pieces), csv_without_seconds(&whole));
+    assert_eq!(figures(&summary(&pieces)), figures(&summary(&whole)));
+    assert_eq!(summary(&pieces)["interrupted"], false);
+}
+
+#[test]
+fn sigint_stops_cleanly_with_a_summary_and_plots() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let child = bin()
+        .args([
+            "--rollouts",
+            "100000",
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let s = summary(&out);
+    assert_eq!(s["interrupted"], true);
+    let done = s["rollouts_done"].as_u64().unwrap();
+    assert!(done > 0 && done < 100000);
+    assert_eq!(csv_without_seconds(&out).len() as u64, done);
+    for png in ["accuracy.png", "halfmoon.png", "boundary.png"] {
+        let bytes = std::fs::read(out.join(png)).unwrap();
+        assert!(bytes.starts_with(b"\x89PNG"), "{png}");
+    }
+}
+
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn bad_checkpoints_are_refused_and_nothing_is_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let out_s = out.to_str().unwrap();
+    let o = run(&["--rollouts", "10", "--seed", "1", "--out", out_s, "--quiet"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // Another configuration: a different seed or rollout count than the checkpoint's.
+    let before = snapshot(&out);
+    let o = run(&["--resume", out_s, "--seed", "2"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("seed: was 1, now 2"), "{err}");
+    let o = run(&["--resume", out_s, "--rollouts", "20"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("rollouts: was 10, now 20"));
+    assert_eq!(snapshot(&out), before);
+
+    // A truncated checkpoint.
+    let ckpt = out.join("checkpoint.json");
+    let bytes = std::fs::read(&ckpt).unwrap();
+    std::fs::write(&ckpt, &bytes[..bytes.len() / 2]).unwrap();
+    let before = snapshot(&out);
+    let o = run(&["--resume", out_s]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("corrupt or truncated"), "{err}");
+    assert!(!err.contains("panicked"));
+    assert_eq!(snapshot(&out), before);
+
+    // A folder without a checkpoint.
+    let o = run(&["--resume", dir.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn resuming_a_finished_run_changes_no_result_and_force_replaces() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let out_s = out.to_str().unwrap();
+    assert!(run(&["--rollouts", "8", "--out", out_s, "--quiet"])
+        .status
+        .success());
+    let rows = csv_without_seconds(&out);
+    let o = run(&["--resume", out_s, "--quiet"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(csv_without_seconds(&out), rows);
+
+    // Non-empty --out: refused, then replaced with --force.
+    let o = run(&["--rollouts", "4", "--out", out_s]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--force"));
+    assert!(
+        run(&["--rollouts", "4", "--out", out_s, "--force", "--quiet"])
+            .status
+            .success()
+    );
+    assert_eq!(csv_without_seconds(&out).len(), 4);
+}

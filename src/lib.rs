@@ -5,6 +5,8 @@ pub mod adam;
 pub mod bench;
 pub mod checkpoint;
 pub mod child;
+#[cfg(feature = "choice-list")]
+pub mod choice_list;
 pub mod cli;
 pub mod config;
 pub mod controller;

@@ -1,0 +1,114 @@
+//! Hannah-style search spaces read from YAML (cargo feature `choice-list`), after the hannah
+//! framework's legacy NAS parametrization (REFERENCE.md section 2, seeds/000): parameter types,
+//! uniform sampling, mutation, a categorical decision encoding for an RL controller, and aging
+//! evolution (Real et al. 2019) and random search as ask/tell strategies.
+//!
+//! A space file is one YAML document (see `spaces/mlp.yaml`):
+//! - a scalar is a constant, copied into every configuration;
+//! - a list is a Choice among its items (an item may itself be a parameter or a mapping);
+//! - `{min, max, choices}` is a ChoiceList of `min..max` elements (max exclusive);
+//! - `{lower, upper, int, log}` is an Interval `[lower, upper)` (`int`, `log` default false);
+//! - `{choices, size}` is a Subset, `{choices, partition}` a Partition;
+//! - any other mapping names its parameters; a configuration is the same mapping, sampled.
+//!
+//! Options of one Choice (or `choices` list) must be distinguishable: a value may fit only one,
+//! so a configuration has exactly one decision sequence. Sampled configurations are JSON values.
+
+mod check;
+mod encode;
+mod evolution;
+mod interval;
+mod mapping;
+mod mutate;
+mod param;
+mod sample;
+mod yaml;
+
+#[cfg(test)]
+mod arbitrary;
+
+use anyhow::Context;
+use std::path::Path;
+
+pub use encode::{decode, encode, max_decisions, max_options, next_options, DecisionError};
+pub use evolution::{AgingEvolution, AskTell, Member, RandomSearch, EPS, POPULATION, SAMPLE_SIZE};
+pub use interval::Interval;
+pub use mutate::mutate;
+pub use param::{ChoiceList, Config, Param, Partition, Subset};
+pub use sample::sample;
+pub use yaml::parse_space;
+
+use crate::error::UsageError;
+
+/// A whole search space: its root parameter (usually a mapping of named parameters).
+pub type Space = Param;
+
+/// Reads a search space from a YAML file; mistakes in the file are `UsageError`s naming it.
+pub fn load(path: &Path) -> anyhow::Result<Space> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the search space {}", path.display()))?;
+    parse_space(&text).map_err(|e| UsageError::new(format!("{}: {e}", path.display())).into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shipped(name: &str) -> Space {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("spaces")
+            .join(name);
+        load(&path).unwrap_or_else(|e| panic!("{name}: {e:#}"))
+    }
+
+    #[test]
+    fn the_mlp_space_reads_as_the_half_moon_default() {
+        let Param::Map(entries) = shipped("mlp.yaml") else {
+            panic!("a mapping")
+        };
+        let names: Vec<&str> = entries.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["hidden", "learning_rate", "batch_size", "dropout"]);
+        let Param::ChoiceList(hidden) = &entries[0].1 else {
+            panic!("hidden: a ChoiceList")
+        };
+        assert_eq!(
+            (hidden.min(), hidden.max(), hidden.choices().len()),
+            (0, 4, 1)
+        );
+        let Param::Map(block) = &hidden.choices()[0] else {
+            panic!("a block mapping")
+        };
+        let Param::Choice(widths) = &block[0].1 else {
+            panic!("widths")
+        };
+        assert_eq!(widths.len(), 5);
+        let Param::Interval(lr) = &entries[1].1 else {
+            panic!("learning_rate")
+        };
+        assert_eq!(
+            (lr.lower(), lr.upper(), lr.is_log(), lr.is_int()),
+            (1e-4, 1e-1, true, false)
+        );
+        let Param::Interval(dropout) = &entries[3].1 else {
+            panic!("dropout")
+        };
+        assert_eq!(
+            (dropout.lower(), dropout.upper(), dropout.is_log()),
+            (0.0, 0.5, false)
+        );
+    }
+
+    #[test]
+    fn the_wide_space_reads_and_samples() {
+        use rand::SeedableRng;
+        let space = shipped("wide.yaml");
+        let mut rng = rand_pcg::Pcg64::seed_from_u64(0);
+        for _ in 0..100 {
+            let c = sample(&space, &mut rng);
+            assert!(space.check(&c).is_ok(), "{c}");
+            let width = c["width"].as_i64().expect("an int interval");
+            assert!((16..=256).contains(&width), "{width}");
+        }
+        assert!(load(Path::new("no/such/space.yaml")).is_err());
+    }
+}

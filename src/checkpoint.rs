@@ -185,7 +185,7 @@ mod tests {
                 adam_v: vec![3.0, 4.0, 5.0],
                 adam_step: 50,
                 rng: Pcg64::seed_from_u64(3),
-                baseline: Baseline::new(true, 0.9),
+                baseline: Baseline::new(true, 0.9, true),
             }],
             wall_seconds: 1.5,
         }

@@ -25,6 +25,8 @@ pub struct Cli {
 pub enum Command {
     /// Measure child-training speed (single child and population) on a device.
     Bench(crate::bench::BenchArgs),
+    /// Draw the learning curves of several run folders in one figure (mean and band over searches).
+    Compare(crate::compare::CompareArgs),
 }
 
 /// Flags of the default search.
@@ -54,6 +56,12 @@ pub struct SearchArgs {
     /// Independent searches (seeds seed, seed+1, ...) run in lockstep, children trained together (S)
     #[arg(long, allow_negative_numbers = true, default_value_t = config::SEARCHES as u64, value_parser = clap::value_parser!(u64).range(1..=256))]
     pub searches: u64,
+    /// Controller settings: `default` (tuned so the search learns) or `reference` (the original)
+    #[arg(long, value_enum, default_value = "default")]
+    pub preset: config::Preset,
+    /// Override any setting by its summary.json name, e.g. --set controller_lr=0.003 (repeatable)
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
     /// Continue the interrupted or killed search in this folder from its last checkpoint
     #[arg(long, value_name = "DIR", conflicts_with_all = ["out", "force"])]
     pub resume: Option<PathBuf>,
@@ -69,15 +77,19 @@ pub struct SearchArgs {
 }
 
 impl SearchArgs {
-    /// The settings of this run: the constants with the flags applied.
-    pub fn settings(&self) -> Settings {
-        Settings {
+    /// The settings of this run: the preset's constants with the flags and `--set`s applied.
+    pub fn settings(&self) -> Result<Settings, UsageError> {
+        let mut settings = Settings {
             rollouts: self.rollouts as usize,
             seed: self.seed,
             rollouts_per_update: self.rollouts_per_update as usize,
             searches: self.searches as usize,
-            ..Settings::default()
+            ..Settings::preset(self.preset)
+        };
+        for assignment in &self.overrides {
+            settings.set(assignment).map_err(UsageError::new)?;
         }
+        Ok(settings)
     }
 
     /// Where the points come from.
@@ -163,6 +175,7 @@ pub fn main() -> i32 {
     .collect();
     let outcome = match cli.command {
         Some(Command::Bench(args)) => crate::bench::run(&args).map(|_| 0),
+        Some(Command::Compare(args)) => crate::compare::run(&args).map(|_| 0),
         None => crate::run::search(&cli.search),
     };
     match outcome {
@@ -227,7 +240,7 @@ mod tests {
     #[test]
     fn flags_override_the_constants() {
         let cli = Cli::try_parse_from(["archsearch", "--rollouts", "20", "--seed", "3"]).unwrap();
-        let s = cli.search.settings();
+        let s = cli.search.settings().unwrap();
         assert_eq!((s.rollouts, s.seed), (20, 3));
         assert_eq!(s.child, crate::config::ChildSettings::default());
         assert!(Cli::try_parse_from(["archsearch", "--rollouts", "0"]).is_err());

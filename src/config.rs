@@ -21,15 +21,26 @@ pub const SEARCHES: usize = 1; // S: independent searches run in lockstep
 
 // --- Controller (GRU cell + linear head) ---
 pub const CONTROLLER_HIDDEN: usize = 64; // GRU hidden size
-pub const FEED_PREVIOUS_ACTION: bool = true; // one-hot previous action as GRU input; false = reference's zeros
-pub const CONTROLLER_LR: f64 = 1e-2; // Adam learning rate of the controller
-
-// --- REINFORCE ---
 pub const GAMMA: f64 = 1.0; // discount (1: every step gets the whole rollout's reward)
+
+// --- Preset `default`: the search that learns (chosen by measurement; README, "Presets") ---
+pub const FEED_PREVIOUS_ACTION: bool = true; // one-hot previous action as GRU input
+pub const CONTROLLER_LR: f64 = 1e-2; // Adam learning rate of the controller
 pub const ENTROPY_BETA: f64 = 0.01; // entropy bonus at the first rollout
 pub const ENTROPY_DECAY: f64 = 0.99; // beta is multiplied by this after every rollout
+pub const ENTROPY_FLOOR: f64 = 0.0; // beta never decays below this
 pub const USE_BASELINE: bool = false; // subtract a moving average of past rewards
 pub const BASELINE_DECAY: f64 = 0.95; // weight of the old baseline in the moving average
+pub const NORMALISE_ADVANTAGE: bool = false; // divide by a moving sd of rewards (needs the baseline)
+pub const GRAD_CLIP: f64 = 0.0; // clip the controller's gradient norm to this; 0 = off
+
+// --- Preset `reference`: minimal-nas exactly (REFERENCE.md section 1) ---
+pub const REFERENCE_FEED_PREVIOUS_ACTION: bool = false; // all-zero GRU input at every step
+pub const REFERENCE_CONTROLLER_LR: f64 = 1e-2; // Adam
+pub const REFERENCE_ENTROPY_BETA: f64 = 0.01; // times 0.99 per rollout, no floor
+pub const REFERENCE_ENTROPY_DECAY: f64 = 0.99; // beta's decay per rollout
+pub const REFERENCE_USE_BASELINE: bool = false; // raw rewards
+pub const REFERENCE_GRAD_CLIP: f64 = 0.0; // the original's clip_norm = 0
 
 // --- Reward shaping (REFERENCE.md section 1) ---
 pub const EARLY_EOS_PENALTY: f64 = -1.0; // EOS as the first or second action
@@ -56,10 +67,22 @@ pub const LAST_ROLLOUTS: usize = 500; // summary's "last" mean covers this many 
 pub const OUT_ROOT: &str = "runs"; // default --out is OUT_ROOT/<date-time>
 pub const CHECKPOINT_EVERY: usize = 50; // rollouts between checkpoints (one is also written at exit)
 
+/// The two presets of the default search.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    /// Tuned so that the search learns (previous action fed back, and what measurement chose).
+    Default,
+    /// The Python original exactly: all-zero GRU input, no baseline, entropy 0.01 * 0.99^t.
+    Reference,
+}
+
 /// Every setting of one search, filled from the constants above and overridden by flags.
 /// Passed down explicitly so tests can run with tiny values; written whole into summary.json.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
+    pub preset: Preset,
     pub rollouts: usize,
     pub seed: u64,
     pub max_actions: usize,
@@ -71,8 +94,11 @@ pub struct Settings {
     pub gamma: f64,
     pub entropy_beta: f64,
     pub entropy_decay: f64,
+    pub entropy_floor: f64,
     pub use_baseline: bool,
     pub baseline_decay: f64,
+    pub normalise_advantage: bool,
+    pub grad_clip: f64,
     pub early_eos_penalty: f64,
     pub repeat_penalty: f64,
     pub child: ChildSettings,
@@ -125,6 +151,7 @@ impl Default for DataSettings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
+            preset: Preset::Default,
             rollouts: ROLLOUTS,
             seed: SEED,
             max_actions: MAX_ACTIONS,
@@ -136,13 +163,169 @@ impl Default for Settings {
             gamma: GAMMA,
             entropy_beta: ENTROPY_BETA,
             entropy_decay: ENTROPY_DECAY,
+            entropy_floor: ENTROPY_FLOOR,
             use_baseline: USE_BASELINE,
             baseline_decay: BASELINE_DECAY,
+            normalise_advantage: NORMALISE_ADVANTAGE,
+            grad_clip: GRAD_CLIP,
             early_eos_penalty: EARLY_EOS_PENALTY,
             repeat_penalty: REPEAT_PENALTY,
             child: ChildSettings::default(),
             retrain_seeds: RETRAIN_SEEDS,
             moving_average: MOVING_AVERAGE,
         }
+    }
+}
+
+impl Settings {
+    /// The settings of a preset, before flags.
+    pub fn preset(preset: Preset) -> Settings {
+        match preset {
+            Preset::Default => Settings::default(),
+            Preset::Reference => Settings {
+                preset,
+                feed_previous_action: REFERENCE_FEED_PREVIOUS_ACTION,
+                controller_lr: REFERENCE_CONTROLLER_LR,
+                entropy_beta: REFERENCE_ENTROPY_BETA,
+                entropy_decay: REFERENCE_ENTROPY_DECAY,
+                entropy_floor: 0.0,
+                use_baseline: REFERENCE_USE_BASELINE,
+                normalise_advantage: false,
+                grad_clip: REFERENCE_GRAD_CLIP,
+                ..Settings::default()
+            },
+        }
+    }
+
+    /// Checks every value a user can set; the error names the setting and the allowed range.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("controller_lr", self.controller_lr),
+            ("child.lr", self.child.lr),
+            ("entropy_decay", self.entropy_decay),
+            ("baseline_decay", self.baseline_decay),
+        ];
+        for (name, v) in positive {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(format!("{name} must be a finite number above 0, got {v}"));
+            }
+        }
+        let non_negative = [
+            ("entropy_beta", self.entropy_beta),
+            ("entropy_floor", self.entropy_floor),
+            ("grad_clip", self.grad_clip),
+            ("gamma", self.gamma),
+        ];
+        for (name, v) in non_negative {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(format!(
+                    "{name} must be a finite number of at least 0, got {v}"
+                ));
+            }
+        }
+        for (name, v) in [
+            ("early_eos_penalty", self.early_eos_penalty),
+            ("repeat_penalty", self.repeat_penalty),
+        ] {
+            if !v.is_finite() {
+                return Err(format!("{name} must be finite, got {v}"));
+            }
+        }
+        if self.entropy_decay > 1.0 || self.baseline_decay >= 1.0 {
+            return Err("entropy_decay must be at most 1 and baseline_decay below 1".into());
+        }
+        let counts = [
+            ("rollouts", self.rollouts),
+            ("max_actions", self.max_actions),
+            ("rollouts_per_update", self.rollouts_per_update),
+            ("searches", self.searches),
+            ("controller_hidden", self.controller_hidden),
+            ("child.batch_size", self.child.batch_size),
+            ("child.max_epochs", self.child.max_epochs),
+            ("child.patience", self.child.patience),
+            ("retrain_seeds", self.retrain_seeds),
+            ("moving_average", self.moving_average),
+        ];
+        for (name, v) in counts {
+            if v == 0 {
+                return Err(format!("{name} must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies `key=value` (a field name as in summary.json, `child.lr` for nested ones),
+    /// checked by type; the error says what is wrong.
+    pub fn set(&mut self, assignment: &str) -> Result<(), String> {
+        let (key, value) = assignment.split_once('=').ok_or_else(|| {
+            format!("`--set {assignment}`: expected KEY=VALUE, e.g. --set controller_lr=0.003")
+        })?;
+        let mut tree = serde_json::to_value(&*self).expect("settings serialise");
+        let mut node = &mut tree;
+        for part in key.trim().split('.') {
+            node = node
+                .get_mut(part)
+                .filter(|n| !n.is_null())
+                .ok_or_else(|| format!("`--set {assignment}`: no setting `{key}`; the names are those of summary.json's \"settings\""))?;
+        }
+        let parsed: serde_json::Value = serde_json::from_str(value.trim())
+            .unwrap_or_else(|_| serde_json::Value::String(value.trim().to_string()));
+        *node = parsed;
+        let updated: Settings =
+            serde_json::from_value(tree).map_err(|e| format!("`--set {assignment}`: {e}"))?;
+        updated
+            .validate()
+            .map_err(|e| format!("`--set {assignment}`: {e}"))?;
+        *self = updated;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_overrides_by_name_and_checks_types_and_ranges() {
+        let mut s = Settings::default();
+        s.set("controller_lr=0.003").unwrap();
+        s.set("child.patience=4").unwrap();
+        s.set("use_baseline=true").unwrap();
+        assert_eq!(
+            (s.controller_lr, s.child.patience, s.use_baseline),
+            (0.003, 4, true)
+        );
+        assert!(s
+            .set("nonsense=1")
+            .unwrap_err()
+            .contains("no setting `nonsense`"));
+        assert!(
+            s.set("child.lr=fast").unwrap_err().contains("child.lr")
+                || s.set("child.lr=fast").is_err()
+        );
+        assert!(s.set("controller_lr=-1").unwrap_err().contains("above 0"));
+        assert!(s
+            .set("child.batch_size=0")
+            .unwrap_err()
+            .contains("at least 1"));
+        assert!(s.set("controller_lr").unwrap_err().contains("KEY=VALUE"));
+        assert_eq!(s.controller_lr, 0.003, "a refused --set changes nothing");
+    }
+
+    #[test]
+    fn the_reference_preset_is_the_original() {
+        let r = Settings::preset(Preset::Reference);
+        assert!(!r.feed_previous_action && !r.use_baseline && !r.normalise_advantage);
+        assert_eq!(
+            (
+                r.entropy_beta,
+                r.entropy_decay,
+                r.entropy_floor,
+                r.grad_clip
+            ),
+            (0.01, 0.99, 0.0, 0.0)
+        );
+        assert_eq!(r.controller_lr, 1e-2);
+        assert!(Settings::default().validate().is_ok() && r.validate().is_ok());
     }
 }

@@ -8,6 +8,7 @@ pub mod child;
 #[cfg(feature = "choice-list")]
 pub mod choice_list;
 pub mod cli;
+pub mod compare;
 pub mod config;
 pub mod controller;
 pub mod data;

@@ -102,30 +102,46 @@ struct Start {
 fn resume_start(dir: &Path, args: &SearchArgs) -> Result<Start> {
     let saved = checkpoint::load(dir)?;
     let given = |flag: &str| args.given.iter().any(|g| g == flag);
-    let from_flags = args.settings();
-    let settings = Settings {
-        rollouts: if given("rollouts") {
-            from_flags.rollouts
-        } else {
-            saved.settings.rollouts
-        },
+    // Flags not given now take the checkpoint's values, so `--resume DIR` alone suffices.
+    let pick = |flag: &str, now: u64, then: usize| if given(flag) { now } else { then as u64 };
+    let mut replay = SearchArgs {
+        rollouts: pick("rollouts", args.rollouts, saved.settings.rollouts),
         seed: if given("seed") {
-            from_flags.seed
+            args.seed
         } else {
             saved.settings.seed
         },
-        rollouts_per_update: if given("rollouts_per_update") {
-            from_flags.rollouts_per_update
+        rollouts_per_update: pick(
+            "rollouts_per_update",
+            args.rollouts_per_update,
+            saved.settings.rollouts_per_update,
+        ),
+        searches: pick("searches", args.searches, saved.settings.searches),
+        preset: if given("preset") {
+            args.preset
         } else {
-            saved.settings.rollouts_per_update
+            saved.settings.preset
         },
-        searches: if given("searches") {
-            from_flags.searches
-        } else {
-            saved.settings.searches
-        },
-        ..from_flags
+        ..args.clone()
     };
+    if !given("overrides") {
+        // Reapply the checkpoint's values of every setting a --set may have changed.
+        let flags = [
+            "rollouts",
+            "seed",
+            "rollouts_per_update",
+            "searches",
+            "preset",
+        ];
+        replay.overrides =
+            checkpoint::differences(&Settings::preset(replay.preset), &saved.settings)
+                .iter()
+                .filter_map(|d| d.split_once(": was ").map(|(key, _)| key.to_string()))
+                .filter(|key| !flags.contains(&key.as_str()))
+                .map(|key| format!("{key}={}", setting_value(&saved.settings, &key)))
+                .collect();
+    }
+    let settings = replay.settings()?;
     let differences = checkpoint::differences(&saved.settings, &settings);
     if !differences.is_empty() {
         usage_bail!(
@@ -161,6 +177,14 @@ fn resume_start(dir: &Path, args: &SearchArgs) -> Result<Start> {
     })
 }
 
+/// The JSON text of a setting, by its dotted name.
+fn setting_value(settings: &Settings, key: &str) -> String {
+    let tree = serde_json::to_value(settings).expect("settings serialise");
+    key.split('.')
+        .fold(&tree, |node, part| &node[part])
+        .to_string()
+}
+
 /// `archsearch` with no command: the half-moon search, new or resumed. Returns the exit code.
 pub fn search(args: &SearchArgs) -> Result<i32> {
     // Everything a user can get wrong is checked before any work or any write.
@@ -170,7 +194,7 @@ pub fn search(args: &SearchArgs) -> Result<i32> {
             let device = parse_device(&args.device)?;
             Start {
                 out: PathBuf::new(),
-                settings: args.settings(),
+                settings: args.settings()?,
                 source: args.source(),
                 device,
                 resumed: None,

@@ -184,7 +184,11 @@ impl SearchState {
             controllers,
             rngs,
             baselines: vec![
-                Baseline::new(settings.use_baseline, settings.baseline_decay);
+                Baseline::new(
+                    settings.use_baseline,
+                    settings.baseline_decay,
+                    settings.normalise_advantage
+                );
                 settings.searches
             ],
             beta: settings.entropy_beta,
@@ -303,6 +307,7 @@ pub fn run(
                 state.beta,
                 settings.gamma,
                 settings.controller_lr,
+                settings.grad_clip,
             );
             for (j, ((seq, o), reward)) in seqs.iter().zip(outcomes).zip(&rewards).enumerate() {
                 records.push(RolloutRecord {
@@ -321,7 +326,8 @@ pub fn run(
             }
         }
         // The entropy schedule stays per rollout: k rollouts decay beta k times.
-        state.beta *= settings.entropy_decay.powi(k as i32);
+        state.beta =
+            (state.beta * settings.entropy_decay.powi(k as i32)).max(settings.entropy_floor);
         state.done += k;
         on_update(&records, state)?;
     }

@@ -67,6 +67,8 @@ pub struct SearchFigures {
     pub seed: u64,
     pub best_architecture: Option<String>,
     pub best_dev_accuracy: Option<f64>,
+    /// Mean test accuracy of this search's best architecture, retrained `retrain_seeds` times.
+    pub test_accuracy_mean: Option<f64>,
     pub last_mean_accuracy: f64,
     pub rollout_reaching_level: Option<usize>,
 }
@@ -118,19 +120,9 @@ pub fn finish(f: &Finished) -> Result<Summary> {
                 best.architecture, settings.retrain_seeds
             ),
         );
-        let spec = space.decode(&best.decisions, tensors.n_features, tensors.n_classes);
-        let mut first: Option<Child> = None;
-        for i in 0..settings.retrain_seeds {
-            let (child, _) = train_child(
-                &spec,
-                tensors,
-                &settings.child,
-                retrain_seed(settings.seed, i),
-            );
-            test_accuracies.push(child.accuracy(&tensors.test));
-            first.get_or_insert(child);
-        }
-        if let (Some(child), 2) = (&first, tensors.n_features) {
+        let (accuracies, child) = retrain(space, tensors, settings, best);
+        test_accuracies = accuracies;
+        if let (Some(child), 2) = (&child, tensors.n_features) {
             let title = format!(
                 "Best architecture {} (test points; dev accuracy {:.3})",
                 best.architecture, best.dev_accuracy
@@ -165,9 +157,7 @@ pub fn finish(f: &Finished) -> Result<Summary> {
             tail.len(),
         )
     };
-    let all_first: Vec<&RolloutRecord> = per_search[0].clone();
-    let (last_mean, reached, last_n) = figures(&all_first);
-    let searches = if settings.searches > 1 {
+    let searches: Vec<SearchFigures> = if settings.searches > 1 {
         per_search
             .iter()
             .enumerate()
@@ -175,11 +165,16 @@ pub fn finish(f: &Finished) -> Result<Summary> {
                 let owned: Vec<RolloutRecord> = rs.iter().map(|r| (*r).clone()).collect();
                 let b = best_architecture(&owned);
                 let (last, reached, _) = figures(rs);
+                let tests = b
+                    .as_ref()
+                    .map(|b| retrain(space, tensors, settings, b).0)
+                    .unwrap_or_default();
                 SearchFigures {
                     search: s,
                     seed: search::search_seed(settings.seed, s),
                     best_architecture: b.as_ref().map(|b| b.architecture.clone()),
                     best_dev_accuracy: b.as_ref().map(|b| b.dev_accuracy),
+                    test_accuracy_mean: (!tests.is_empty()).then(|| mean_sd(&tests).0),
                     last_mean_accuracy: last,
                     rollout_reaching_level: reached,
                 }
@@ -187,6 +182,20 @@ pub fn finish(f: &Finished) -> Result<Summary> {
             .collect()
     } else {
         Vec::new()
+    };
+    // With several searches: the mean of their last-rollouts figures, and the slowest to reach
+    // the level (none if one never did).
+    let (last_mean, reached, last_n) = if searches.is_empty() {
+        figures(&per_search[0])
+    } else {
+        let mean =
+            searches.iter().map(|f| f.last_mean_accuracy).sum::<f64>() / searches.len() as f64;
+        let slowest = searches
+            .iter()
+            .map(|f| f.rollout_reaching_level)
+            .collect::<Option<Vec<_>>>()
+            .and_then(|r| r.into_iter().max());
+        (mean, slowest, figures(&per_search[0]).2)
     };
     let summary = Summary {
         archsearch_version: env!("CARGO_PKG_VERSION"),
@@ -223,6 +232,30 @@ pub fn finish(f: &Finished) -> Result<Summary> {
     };
     report::write_json_atomically(&out.join("summary.json"), &summary)?;
     Ok(summary)
+}
+
+/// Trains `best` from scratch with `retrain_seeds` seeds and tests each once; returns the test
+/// accuracies and the first trained child (for the boundary plot).
+fn retrain(
+    space: &dyn SearchSpace,
+    tensors: &TensorData,
+    settings: &Settings,
+    best: &report::Best,
+) -> (Vec<f64>, Option<Child>) {
+    let spec = space.decode(&best.decisions, tensors.n_features, tensors.n_classes);
+    let mut first = None;
+    let mut accuracies = Vec::new();
+    for i in 0..settings.retrain_seeds {
+        let (child, _) = train_child(
+            &spec,
+            tensors,
+            &settings.child,
+            retrain_seed(settings.seed, i),
+        );
+        accuracies.push(child.accuracy(&tensors.test));
+        first.get_or_insert(child);
+    }
+    (accuracies, first)
 }
 
 /// The seed of the `i`-th retraining of the best architecture.
@@ -312,6 +345,20 @@ pub fn print_summary(summary: &Summary, out: &Path) {
         summary.reach_level,
         summary.rollout_reaching_level.map(|r| r.to_string()).unwrap_or_else(|| "never".into())
     );
+    for f in &summary.searches {
+        println!(
+            "  search {} (seed {}): best {} dev {:.3}, test {:.2} %, last-{} mean {:.3}, reached {:.2} at {}",
+            f.search,
+            f.seed,
+            f.best_architecture.as_deref().unwrap_or("-"),
+            f.best_dev_accuracy.unwrap_or(0.0),
+            100.0 * f.test_accuracy_mean.unwrap_or(0.0),
+            summary.last_rollouts,
+            f.last_mean_accuracy,
+            summary.reach_level,
+            f.rollout_reaching_level.map(|r| r.to_string()).unwrap_or_else(|| "never".into())
+        );
+    }
     println!(
         "{} distinct architectures; results in {}",
         summary.distinct_architectures,

@@ -15,8 +15,8 @@ use crate::config::{ChildSettings, DataSettings, Settings, TORCH_THREADS};
 use crate::data::{self, Source};
 use crate::mlp::{Activation, Layer, MlpSpec};
 use crate::population::train_population;
-use crate::search::{cpu_workers, ChildJob, ChildTrainer, ParallelTrainer};
 use crate::space::{MlpSpace, SearchSpace};
+use crate::trainer::{cpu_workers, ChildJob, ChildTrainer, ParallelTrainer};
 use rand::RngExt;
 
 /// Flags of `archsearch bench`.
@@ -185,31 +185,33 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             rollouts_per_s: k as f64 / secs,
         });
         if device == tch::Device::Cpu {
-            let jobs: Vec<ChildJob> = specs
-                .iter()
-                .zip(&seeds)
-                .map(|(s, &seed)| ChildJob {
-                    spec: s.clone(),
-                    seed,
-                })
-                .collect();
+            let jobs = |settings: &ChildSettings| -> Vec<ChildJob> {
+                specs
+                    .iter()
+                    .zip(&seeds)
+                    .map(|(s, &seed)| ChildJob {
+                        spec: s.clone(),
+                        settings: settings.clone(),
+                        seed,
+                    })
+                    .collect()
+            };
+            let (short_jobs, full_jobs) = (jobs(&short), jobs(&settings));
             let workers = cpu_workers();
             let secs = timed(args.repeats, || {
                 ParallelTrainer {
                     data: &tensors,
-                    settings: &short,
                     workers,
                 }
-                .train_batch(&jobs);
+                .train_batch(&short_jobs);
             });
             let us_per_child_step = per_step(secs);
             let secs = timed_warm(full_repeats, || {
                 ParallelTrainer {
                     data: &tensors,
-                    settings: &settings,
                     workers,
                 }
-                .train_batch(&jobs);
+                .train_batch(&full_jobs);
             });
             parallel.push(PopulationFigures {
                 k,

@@ -221,20 +221,39 @@ impl Child {
 
     /// Fills `grads` with the gradient of the mean cross-entropy on one batch and returns the
     /// batch's summed loss as a tensor (no synchronisation).
-    fn backward(&mut self, x: &Tensor, one_hot: &Tensor) {
-        // Forward, keeping every op's input and output.
+    fn backward(
+        &mut self,
+        x: &Tensor,
+        one_hot: &Tensor,
+        dropout: Option<(f64, &mut dyn rand::Rng)>,
+    ) {
+        // Forward, keeping every op's input and output; with dropout, each activation's output
+        // is multiplied by a mask of 0 and 1/(1-p) (inverted dropout), kept for the backward.
         let mut values: Vec<Tensor> = Vec::with_capacity(self.ops.len() + 1);
+        let mut dropped: Vec<Option<(Tensor, Tensor)>> = Vec::with_capacity(self.ops.len()); // (mask, output before it)
+        let mut dropout = dropout.filter(|(p, _)| *p > 0.0);
         values.push(x.shallow_clone());
         for op in &self.ops {
             let h = &values[values.len() - 1];
-            let out = match *op {
+            let (out, drop) = match *op {
                 Op::Linear(k) => {
                     let (w, b) = &self.linears[k];
-                    b.addmm(h, w)
+                    (b.addmm(h, w), None)
                 }
-                Op::Act(a) => a.apply(h),
+                Op::Act(a) => {
+                    let out = a.apply(h);
+                    match dropout.as_mut() {
+                        Some((p, rng)) => {
+                            let mask =
+                                dropout_mask(&out.size(), *p, &mut **rng).to_device(out.device());
+                            (&out * &mask, Some((mask, out)))
+                        }
+                        None => (out, None),
+                    }
+                }
             };
             values.push(out);
+            dropped.push(drop);
         }
         // d(mean cross-entropy)/d logits = (softmax - one_hot) / B
         let batch = x.size()[0] as f64;
@@ -252,9 +271,10 @@ impl Child {
             if i <= self.first_linear {
                 break;
             }
-            g = match *op {
-                Op::Linear(k) => g.mm(&self.transposed[k]),
-                Op::Act(a) => a.backward(&g, input, output),
+            g = match (*op, &dropped[i]) {
+                (Op::Linear(k), _) => g.mm(&self.transposed[k]),
+                (Op::Act(a), None) => a.backward(&g, input, output),
+                (Op::Act(a), Some((mask, before))) => a.backward(&(&g * mask), input, before),
             };
         }
     }
@@ -271,7 +291,7 @@ impl Child {
     /// and the population trainer's equivalence check).
     pub fn gradient(&mut self, x: &Tensor, one_hot: &Tensor) -> Tensor {
         let _guard = tch::no_grad_guard();
-        self.backward(x, one_hot);
+        self.backward(x, one_hot, None);
         self.grads.copy()
     }
 }
@@ -288,6 +308,22 @@ pub fn train_child(
     let mut child = Child::new(spec, data.device, &mut rng);
     let outcome = train(&mut child, data, settings, &mut rng);
     (child, outcome)
+}
+
+/// An inverted-dropout mask: each entry 0 with probability `p`, else `1 / (1 - p)`.
+fn dropout_mask(size: &[i64], p: f64, rng: &mut dyn rand::Rng) -> Tensor {
+    let n: i64 = size.iter().product();
+    let keep = (1.0 / (1.0 - p)) as f32;
+    let values: Vec<f32> = (0..n)
+        .map(|_| {
+            if rand::RngExt::random::<f64>(rng) < p {
+                0.0
+            } else {
+                keep
+            }
+        })
+        .collect();
+    Tensor::from_slice(&values).view(size)
 }
 
 /// A shuffled order of `n` indices, as an int64 tensor on `device`.
@@ -316,7 +352,7 @@ pub fn train(
         let xs = data.train.x.index_select(0, &order).split(batch, 0);
         let ys = data.train.one_hot.index_select(0, &order).split(batch, 0);
         for (x, y) in xs.iter().zip(&ys) {
-            child.backward(x, y);
+            child.backward(x, y, Some((settings.dropout, &mut *rng)));
             child
                 .adam
                 .step(&mut child.params, &child.grads, settings.lr);

@@ -27,6 +27,80 @@ pub enum Command {
     Bench(crate::bench::BenchArgs),
     /// Draw the learning curves of several run folders in one figure (mean and band over searches).
     Compare(crate::compare::CompareArgs),
+    /// Search a hannah-style YAML space (needs the cargo feature `choice-list`).
+    ChoiceList(ChoiceListArgs),
+}
+
+/// A search strategy of `archsearch choice-list`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum StrategyChoice {
+    /// The GRU controller trained by REINFORCE, over the space's decisions
+    Reinforce,
+    /// Aging evolution (Real et al. 2019) with hannah's mutations
+    Evolution,
+    /// Uniform random sampling
+    Random,
+    /// Every strategy, each with the same budget
+    All,
+}
+
+impl StrategyChoice {
+    pub fn name(self) -> &'static str {
+        match self {
+            StrategyChoice::Reinforce => "reinforce",
+            StrategyChoice::Evolution => "evolution",
+            StrategyChoice::Random => "random",
+            StrategyChoice::All => "all",
+        }
+    }
+}
+
+/// Flags of `archsearch choice-list`.
+#[derive(Args, Debug, Clone)]
+pub struct ChoiceListArgs {
+    /// The search space: a YAML file in hannah's parametrization (see spaces/mlp.yaml)
+    #[arg(long, value_name = "FILE.yaml")]
+    pub space: PathBuf,
+    /// How to search
+    #[arg(long, value_enum, default_value = "evolution")]
+    pub strategy: StrategyChoice,
+    /// Children evaluated per strategy and seed
+    #[arg(long, allow_negative_numbers = true, default_value_t = config::CL_EVALUATIONS as u64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub evaluations: u64,
+    /// First seed
+    #[arg(long, allow_negative_numbers = true, default_value_t = config::SEED)]
+    pub seed: u64,
+    /// Runs per strategy, seeds seed, seed+1, ...
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=100))]
+    pub seeds: u64,
+    /// Where children train: auto, cpu, cuda or cuda:N
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Output folder [default: runs/<date-time>]; must not exist or be empty
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Replace the contents of a non-empty --out folder
+    #[arg(long)]
+    pub force: bool,
+    /// No progress bar or progress lines
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// `archsearch choice-list` in a build without the feature: say how to get it.
+#[cfg(not(feature = "choice-list"))]
+fn choice_list(_: &ChoiceListArgs) -> anyhow::Result<i32> {
+    Err(UsageError::new(
+        "this archsearch was built without the `choice-list` feature; run it with \
+         `cargo run --release --features choice-list -- choice-list --space spaces/mlp.yaml` \
+         (or `make build`, which enables every feature)",
+    )
+    .into())
+}
+
+#[cfg(feature = "choice-list")]
+fn choice_list(args: &ChoiceListArgs) -> anyhow::Result<i32> {
+    crate::choice_list::run::run(args)
 }
 
 /// Flags of the default search.
@@ -176,6 +250,7 @@ pub fn main() -> i32 {
     let outcome = match cli.command {
         Some(Command::Bench(args)) => crate::bench::run(&args).map(|_| 0),
         Some(Command::Compare(args)) => crate::compare::run(&args).map(|_| 0),
+        Some(Command::ChoiceList(args)) => choice_list(&args),
         None => crate::run::search(&cli.search),
     };
     match outcome {

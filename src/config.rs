@@ -58,6 +58,14 @@ pub const TORCH_THREADS: i32 = 1; // intra-op threads: tiny tensors run fastest 
 pub const CPU_WORKERS: usize = 0; // threads training children side by side on a CPU; 0 = one per core
 pub const POPULATION_ON_CPU: bool = false; // batched population on CPU too (it wins on CUDA; see BENCHMARKS.md)
 
+// --- Feature `choice-list` (hannah-style spaces, REFERENCE.md section 2) ---
+pub const CL_EVALUATIONS: usize = 500; // children evaluated per strategy and seed
+pub const CL_BATCH: usize = 8; // configurations asked for (and trained side by side) at a time
+pub const CL_BINS: usize = 8; // bins an Interval is cut into for the controller's decisions
+pub const EVOLUTION_POPULATION: usize = 100; // aging evolution's population (hannah's default)
+pub const EVOLUTION_SAMPLE_SIZE: usize = 20; // members drawn per tournament
+pub const EVOLUTION_EPS: f64 = 0.1; // probability that a random sample replaces the mutation
+
 // --- Final evaluation ---
 pub const RETRAIN_SEEDS: usize = 5; // the best architecture is retrained this often and tested
 
@@ -113,6 +121,9 @@ pub struct ChildSettings {
     pub batch_size: usize,
     pub max_epochs: usize,
     pub patience: usize,
+    /// Dropout after every activation while training (0 in the half-moon space).
+    #[serde(default)]
+    pub dropout: f64,
 }
 
 /// How the data is made when no file or named dataset is given.
@@ -132,6 +143,7 @@ impl Default for ChildSettings {
             batch_size: BATCH_SIZE,
             max_epochs: MAX_EPOCHS,
             patience: PATIENCE,
+            dropout: 0.0,
         }
     }
 }

@@ -170,7 +170,9 @@ impl Controller {
             for (i, seq) in sequences.iter_mut().enumerate() {
                 let row = &probs[i * self.vocabulary..(i + 1) * self.vocabulary];
                 let action = if seq.is_empty() || !space.is_complete(seq) {
-                    let a = sample_index(row, rng);
+                    // Options past the space's count at this step are never drawn.
+                    let options = space.options_at(seq).clamp(1, self.vocabulary);
+                    let a = sample_index(&row[..options], rng);
                     seq.push(a);
                     a
                 } else {
@@ -207,6 +209,7 @@ impl Controller {
     /// discount applied from the end); the update uses the mean over sequences.
     pub fn reinforce(
         &mut self,
+        space: &dyn SearchSpace,
         sequences: &[Vec<usize>],
         advantages: &[f64],
         beta: f64,
@@ -231,6 +234,31 @@ impl Controller {
                 .map(|s| s.get(t).copied().unwrap_or(0) as i64)
                 .collect();
             let actions = Tensor::from_slice(&actions).to_device(self.device);
+            // Options the space did not offer at this step get (almost) zero probability, as
+            // when they were sampled.
+            let v = self.vocabulary;
+            let limits: Vec<usize> = sequences
+                .iter()
+                .map(|s| {
+                    if t < s.len() {
+                        space.options_at(&s[..t])
+                    } else {
+                        v
+                    }
+                })
+                .collect();
+            let logits = if limits.iter().any(|&o| o < v) {
+                let mask: Vec<f32> = limits
+                    .iter()
+                    .flat_map(|&o| (0..v).map(move |a| if a < o { 0.0 } else { -1e9 }))
+                    .collect();
+                logits
+                    + Tensor::from_slice(&mask)
+                        .view([k, v as i64])
+                        .to_device(self.device)
+            } else {
+                logits
+            };
             let log_probs = logits.log_softmax(1, Kind::Float); // [k, v]
             let chosen = log_probs
                 .gather(1, &actions.unsqueeze(1), false)
@@ -396,12 +424,12 @@ mod tests {
         for feed in [false, true] {
             let mut c = controller(feed);
             let before = c.next_probabilities(&[])[3];
-            c.reinforce(&[vec![3, 1, 2]], &[1.0], 0.0, 1.0, 1e-2, 0.0);
+            c.reinforce(&Fixed, &[vec![3, 1, 2]], &[1.0], 0.0, 1.0, 1e-2, 0.0);
             let after = c.next_probabilities(&[])[3];
             assert!(after > before, "feed_previous {feed}: {before} -> {after}");
             // And a negative reward makes it less likely.
             let mut c = controller(feed);
-            c.reinforce(&[vec![3, 1, 2]], &[-1.0], 0.0, 1.0, 1e-2, 0.0);
+            c.reinforce(&Fixed, &[vec![3, 1, 2]], &[-1.0], 0.0, 1.0, 1e-2, 0.0);
             assert!(c.next_probabilities(&[])[3] < before);
         }
     }
@@ -412,7 +440,7 @@ mod tests {
         let mut rng = Pcg64::seed_from_u64(1);
         for _ in 0..5 {
             let seqs = c.sample(&Fixed, 4, &mut rng);
-            let stats = c.reinforce(&seqs, &[0.5, 0.1, 0.9, 0.3], 0.01, 1.0, 1e-2, 0.0);
+            let stats = c.reinforce(&Fixed, &seqs, &[0.5, 0.1, 0.9, 0.3], 0.01, 1.0, 1e-2, 0.0);
             assert!(
                 stats.entropy <= (10f64).ln() + 1e-9 && stats.entropy > 0.0,
                 "{}",
@@ -431,7 +459,7 @@ mod tests {
         // loss = (3 * (ln 10 * 0.5) - 3 * 0.1 * ln 10) / 3 = 0.4 * ln 10.
         let mut c = controller(true);
         let _ = tch::no_grad(|| c.params.zero_());
-        let stats = c.reinforce(&[vec![1, 2, 3]], &[0.5], 0.1, 1.0, 1e-2, 0.0);
+        let stats = c.reinforce(&Fixed, &[vec![1, 2, 3]], &[0.5], 0.1, 1.0, 1e-2, 0.0);
         assert!(
             (stats.loss - 0.4 * 10f64.ln()).abs() < 1e-5,
             "{}",
@@ -513,7 +541,15 @@ mod tests {
                 .map(|q| q.iter().filter(|&&a| a == 2).count() as f64 / 3.0)
                 .collect();
             let adv = baseline.advantages(&rewards);
-            c.reinforce(&seqs, &adv, beta, s.gamma, s.controller_lr, s.grad_clip);
+            c.reinforce(
+                &Fixed,
+                &seqs,
+                &adv,
+                beta,
+                s.gamma,
+                s.controller_lr,
+                s.grad_clip,
+            );
             beta = (beta * s.entropy_decay).max(s.entropy_floor);
             if step % 100 == 99 {
                 let p = c.next_probabilities(&[])[2]

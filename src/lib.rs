@@ -21,4 +21,6 @@ pub mod report;
 pub mod run;
 pub mod search;
 pub mod space;
+pub mod strategy;
 pub mod summary;
+pub mod trainer;

@@ -72,7 +72,7 @@ pub fn prepare_out(out: Option<&Path>, force: bool) -> Result<PathBuf> {
 }
 
 /// Sets the returned flag on SIGINT or SIGTERM; a second signal exits at once with 130.
-fn stop_on_signals() -> Result<Arc<AtomicBool>> {
+pub fn stop_on_signals() -> Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // Registered first, so it sees the flag as the earlier signal left it.
@@ -285,11 +285,8 @@ pub fn search(args: &SearchArgs) -> Result<i32> {
     };
     save(&state, &csv)?;
 
-    let mut trainer = search::trainer_for(
-        settings.rollouts_per_update * settings.searches,
-        &tensors,
-        &settings.child,
-    );
+    let mut trainer =
+        crate::trainer::trainer_for(settings.rollouts_per_update * settings.searches, &tensors);
     let mut progress = Progress::new(settings.rollouts, state.done, args.quiet);
     let window = settings.moving_average;
     let mut last_saved = state.done;

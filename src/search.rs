@@ -8,127 +8,11 @@ use anyhow::Result;
 use rand::SeedableRng;
 use rand_pcg::Pcg64;
 
-use crate::child::{train_child, TensorData, TrainOutcome};
+use crate::child::TensorData;
 use crate::config::Settings;
 use crate::controller::{Baseline, Controller};
-use crate::mlp::MlpSpec;
 use crate::space::SearchSpace;
-
-/// A child to train: its architecture and the seed of its initial weights and batch order.
-#[derive(Clone, Debug)]
-pub struct ChildJob {
-    pub spec: MlpSpec,
-    pub seed: u64,
-}
-
-/// Trains a batch of children; implementations may train them one by one or all together.
-pub trait ChildTrainer {
-    fn train_batch(&mut self, jobs: &[ChildJob]) -> Vec<TrainOutcome>;
-}
-
-/// Trains children one after another with the fast single-child path.
-pub struct SingleTrainer<'a> {
-    pub data: &'a TensorData,
-    pub settings: &'a crate::config::ChildSettings,
-}
-
-impl ChildTrainer for SingleTrainer<'_> {
-    fn train_batch(&mut self, jobs: &[ChildJob]) -> Vec<TrainOutcome> {
-        jobs.iter()
-            .map(|job| train_child(&job.spec, self.data, self.settings, job.seed).1)
-            .collect()
-    }
-}
-
-/// Trains each batch of children together as one population (`population.rs`).
-pub struct PopulationTrainer<'a> {
-    pub data: &'a TensorData,
-    pub settings: &'a crate::config::ChildSettings,
-}
-
-impl ChildTrainer for PopulationTrainer<'_> {
-    fn train_batch(&mut self, jobs: &[ChildJob]) -> Vec<TrainOutcome> {
-        let specs: Vec<MlpSpec> = jobs.iter().map(|j| j.spec.clone()).collect();
-        let seeds: Vec<u64> = jobs.iter().map(|j| j.seed).collect();
-        crate::population::train_population(&specs, &seeds, self.data, self.settings)
-    }
-}
-
-/// Trains children with the fast single-child path on several threads at once: on a CPU, where
-/// padded batches cost more arithmetic than they save in per-operation overhead.
-pub struct ParallelTrainer<'a> {
-    pub data: &'a TensorData,
-    pub settings: &'a crate::config::ChildSettings,
-    pub workers: usize,
-}
-
-impl ChildTrainer for ParallelTrainer<'_> {
-    fn train_batch(&mut self, jobs: &[ChildJob]) -> Vec<TrainOutcome> {
-        let workers = self.workers.min(jobs.len()).max(1);
-        if workers == 1 {
-            return SingleTrainer {
-                data: self.data,
-                settings: self.settings,
-            }
-            .train_batch(jobs);
-        }
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let settings = self.settings;
-        let mut results: Vec<(usize, TrainOutcome)> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..workers)
-                .map(|_| {
-                    let data = self.data.shallow_clone();
-                    let next = &next;
-                    scope.spawn(move || {
-                        let mut done = Vec::new();
-                        loop {
-                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let Some(job) = jobs.get(i) else { break };
-                            done.push((i, train_child(&job.spec, &data, settings, job.seed).1));
-                        }
-                        done
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().expect("a training thread failed"))
-                .collect()
-        });
-        results.sort_by_key(|(i, _)| *i);
-        results.into_iter().map(|(_, o)| o).collect()
-    }
-}
-
-/// Worker threads for CPU training: `config::CPU_WORKERS`, or one per core when that is 0.
-pub fn cpu_workers() -> usize {
-    match crate::config::CPU_WORKERS {
-        0 => std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
-        n => n,
-    }
-}
-
-/// The trainer for batches of `batch` children: one at a time when there is one; on CUDA the
-/// batched population; on a CPU the single path on every core.
-pub fn trainer_for<'a>(
-    batch: usize,
-    data: &'a TensorData,
-    settings: &'a crate::config::ChildSettings,
-) -> Box<dyn ChildTrainer + 'a> {
-    if batch <= 1 {
-        Box::new(SingleTrainer { data, settings })
-    } else if data.device.is_cuda() || crate::config::POPULATION_ON_CPU {
-        Box::new(PopulationTrainer { data, settings })
-    } else {
-        Box::new(ParallelTrainer {
-            data,
-            settings,
-            workers: cpu_workers(),
-        })
-    }
-}
+use crate::trainer::{ChildJob, ChildTrainer};
 
 /// One finished rollout, as written to rollouts.csv.
 #[derive(Clone, Debug, PartialEq)]
@@ -285,6 +169,7 @@ pub fn run(
                 let spec = space.decode(seq, data.n_features, data.n_classes);
                 jobs.push(ChildJob {
                     spec,
+                    settings: settings.child.clone(),
                     seed: child_seed(search_seed(settings.seed, s), state.done + j + 1),
                 });
             }
@@ -302,6 +187,7 @@ pub fn run(
                 .collect();
             let advantages = state.baselines[s].advantages(&rewards);
             let stats = state.controllers[s].reinforce(
+                space,
                 seqs,
                 &advantages,
                 state.beta,
@@ -344,43 +230,6 @@ pub fn shaping(space: &dyn SearchSpace, decisions: &[usize]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parallel_training_gives_the_sequential_results() {
-        use crate::data::{make_moons, split};
-        let data = TensorData::new(&split(&make_moons(300, 0.2, 0), 0.7, 0.1), tch::Device::Cpu);
-        let settings = crate::config::ChildSettings {
-            max_epochs: 8,
-            ..Default::default()
-        };
-        let space = crate::space::MlpSpace::new(&Settings::default());
-        let jobs: Vec<ChildJob> = [
-            "[8, Tanh, EOS]",
-            "[EOS]",
-            "[16, ReLU, 4, Sigmoid, 2, Tanh]",
-            "[Tanh, 4, EOS]",
-            "[2, EOS]",
-        ]
-        .iter()
-        .enumerate()
-        .map(|(i, t)| ChildJob {
-            spec: space.decode(&space.parse(t).unwrap(), 2, 2),
-            seed: i as u64,
-        })
-        .collect();
-        let sequential = SingleTrainer {
-            data: &data,
-            settings: &settings,
-        }
-        .train_batch(&jobs);
-        let parallel = ParallelTrainer {
-            data: &data,
-            settings: &settings,
-            workers: 3,
-        }
-        .train_batch(&jobs);
-        assert_eq!(sequential, parallel);
-    }
 
     #[test]
     fn child_seeds_differ_across_rollouts_and_searches() {

@@ -10,6 +10,10 @@ pub trait SearchSpace: Send + Sync {
     fn vocabulary(&self) -> usize;
     /// Decisions in a rollout at most.
     fn max_decisions(&self) -> usize;
+    /// Options valid after `decisions` (the first this many of the vocabulary).
+    fn options_at(&self, _decisions: &[usize]) -> usize {
+        self.vocabulary()
+    }
     /// Whether a rollout ends after `decisions` (the last one included).
     fn is_complete(&self, decisions: &[usize]) -> bool;
     /// Reward-shaping term for the last of `decisions`, added to the child's accuracy.
@@ -18,6 +22,10 @@ pub trait SearchSpace: Send + Sync {
     }
     /// The decisions in human notation, as written in rollouts.csv.
     fn describe(&self, decisions: &[usize]) -> String;
+    /// The decisions as a JSON value (a configuration, for strategies that speak JSON).
+    fn to_json(&self, decisions: &[usize]) -> serde_json::Value {
+        serde_json::Value::String(self.describe(decisions))
+    }
     /// The inverse of `describe` (for reading rollouts.csv back on resume).
     fn parse(&self, text: &str) -> Option<Vec<usize>>;
     /// The child network for complete `decisions`, for data of `n_in` features and `n_out` classes.

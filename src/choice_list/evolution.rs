@@ -10,9 +10,9 @@ use super::param::{Config, Param};
 use super::sample::sample;
 use crate::error::UsageError;
 
-pub const POPULATION: usize = 100; // members kept (hannah's default; its newer config uses 20)
-pub const SAMPLE_SIZE: usize = 20; // members drawn per tournament
-pub const EPS: f64 = 0.1; // probability that a random sample replaces the mutation
+pub use crate::config::{
+    EVOLUTION_EPS as EPS, EVOLUTION_POPULATION as POPULATION, EVOLUTION_SAMPLE_SIZE as SAMPLE_SIZE,
+};
 
 /// A search strategy the caller drives: `ask` for configurations, `tell` their fitness.
 pub trait AskTell {

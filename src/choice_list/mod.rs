@@ -15,13 +15,16 @@
 //! so a configuration has exactly one decision sequence. Sampled configurations are JSON values.
 
 mod check;
+mod child;
 mod encode;
 mod evolution;
 mod interval;
 mod mapping;
 mod mutate;
 mod param;
+pub mod run;
 mod sample;
+pub mod strategy;
 mod yaml;
 
 #[cfg(test)]
@@ -106,8 +109,17 @@ mod tests {
         for _ in 0..100 {
             let c = sample(&space, &mut rng);
             assert!(space.check(&c).is_ok(), "{c}");
-            let width = c["width"].as_i64().expect("an int interval");
-            assert!((16..=256).contains(&width), "{width}");
+            let blocks = c["hidden"].as_array().expect("a ChoiceList");
+            assert!((1..=5).contains(&blocks.len()), "{c}");
+            for b in blocks {
+                let width = b["width"].as_i64().expect("an int interval");
+                assert!((2..=64).contains(&width), "{width}");
+            }
+            let dropout = c["dropout"].as_f64().expect("a number");
+            assert!(
+                dropout == 0.0 || (0.05..0.3).contains(&dropout),
+                "{dropout}"
+            );
         }
         assert!(load(Path::new("no/such/space.yaml")).is_err());
     }

@@ -29,7 +29,7 @@ pub const CONTROLLER_LR: f64 = 1e-2; // Adam learning rate of the controller
 pub const ENTROPY_BETA: f64 = 0.01; // entropy bonus at the first rollout
 pub const ENTROPY_DECAY: f64 = 0.99; // beta is multiplied by this after every rollout
 pub const ENTROPY_FLOOR: f64 = 0.0; // beta never decays below this
-pub const USE_BASELINE: bool = false; // subtract a moving average of past rewards
+pub const USE_BASELINE: bool = true; // subtract a moving average of past rewards (measured: README, "Presets")
 pub const BASELINE_DECAY: f64 = 0.95; // weight of the old baseline in the moving average
 pub const NORMALISE_ADVANTAGE: bool = false; // divide by a moving sd of rewards (needs the baseline)
 pub const GRAD_CLIP: f64 = 0.0; // clip the controller's gradient norm to this; 0 = off

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Once;
 
 use anyhow::{anyhow, Result};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
@@ -34,8 +35,74 @@ fn register_font() {
     });
 }
 
-fn plot_error(path: &Path) -> impl Fn(String) -> anyhow::Error + '_ {
-    move |e| anyhow!("cannot draw {}: {e}", path.display())
+/// A chart of plotters over f64 axes on a PNG.
+type Chart<'a, 'b> =
+    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// The frame every figure shares.
+struct Frame<'a> {
+    size: (u32, u32),
+    title: &'a str,
+    x: (f64, f64),
+    y: (f64, f64),
+    x_label: &'a str,
+    y_label: &'a str,
+    /// Label the x axis with whole numbers (rollouts, evaluations).
+    whole_x: bool,
+    legend: SeriesLabelPosition,
+    /// Caption font size.
+    caption: u32,
+}
+
+/// Draws a frame (title, axes, light mesh), lets `draw` add the series, then the legend.
+fn figure(
+    path: &Path,
+    frame: Frame,
+    draw: impl FnOnce(&mut Chart) -> Result<(), String>,
+) -> Result<()> {
+    register_font();
+    let result = (|| -> Result<(), String> {
+        let root = BitMapBackend::new(path, frame.size).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(frame.title, (FONT, frame.caption))
+            .margin(15)
+            .x_label_area_size(45)
+            .y_label_area_size(60)
+            .build_cartesian_2d(frame.x.0..frame.x.1, frame.y.0..frame.y.1)
+            .map_err(|e| e.to_string())?;
+        let whole = |x: &f64| format!("{}", *x as i64);
+        let mut mesh = chart.configure_mesh();
+        mesh.x_desc(frame.x_label)
+            .y_desc(frame.y_label)
+            .light_line_style(WHITE)
+            .label_style((FONT, 15));
+        if frame.whole_x {
+            mesh.x_label_formatter(&whole);
+        }
+        mesh.draw().map_err(|e| e.to_string())?;
+        draw(&mut chart)?;
+        chart
+            .configure_series_labels()
+            .label_font((FONT, 15))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .position(frame.legend)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        root.present().map_err(|e| e.to_string())
+    })();
+    result.map_err(|e| anyhow!("cannot draw {}: {e}", path.display()))
+}
+
+/// A legend entry that is a short line.
+fn line_legend(color: RGBColor) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
+    move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+}
+
+/// Points 1, 2, ... of a series.
+fn indexed(values: &[f64]) -> impl Iterator<Item = (f64, f64)> + '_ {
+    values.iter().enumerate().map(|(x, &y)| ((x + 1) as f64, y))
 }
 
 /// One curve over x = 1, 2, ...: a line, and optionally a shaded band between `low` and `high`.
@@ -54,151 +121,84 @@ pub fn curves(
     curves: &[Curve],
     y_range: (f64, f64),
 ) -> Result<()> {
-    register_font();
-    let err = plot_error(path);
     let n = curves
         .iter()
         .map(|c| c.values.len())
         .max()
         .unwrap_or(1)
         .max(2);
-    let root = BitMapBackend::new(path, (WIDTH, HEIGHT)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, (FONT, 24))
-        .margin(15)
-        .x_label_area_size(45)
-        .y_label_area_size(60)
-        .build_cartesian_2d(1f64..n as f64, y_range.0..y_range.1)
-        .map_err(|e| err(e.to_string()))?;
-    chart
-        .configure_mesh()
-        .x_desc(x_label)
-        .y_desc(y_label)
-        .x_label_formatter(&|x| format!("{}", *x as i64))
-        .light_line_style(WHITE)
-        .label_style((FONT, 15))
-        .draw()
-        .map_err(|e| err(e.to_string()))?;
-    for (i, c) in curves.iter().enumerate() {
-        let color = PALETTE[i % PALETTE.len()];
-        if let Some((low, high)) = &c.band {
-            let mut outline: Vec<(f64, f64)> = low
-                .iter()
-                .enumerate()
-                .map(|(x, &y)| ((x + 1) as f64, y))
-                .collect();
-            outline.extend(
-                high.iter()
-                    .enumerate()
-                    .rev()
-                    .map(|(x, &y)| ((x + 1) as f64, y)),
-            );
+    let frame = Frame {
+        size: (WIDTH, HEIGHT),
+        title,
+        x: (1.0, n as f64),
+        y: y_range,
+        x_label,
+        y_label,
+        whole_x: true,
+        legend: SeriesLabelPosition::LowerRight,
+        caption: 22,
+    };
+    figure(path, frame, |chart| {
+        for (i, c) in curves.iter().enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            if let Some((low, high)) = &c.band {
+                let mut outline: Vec<(f64, f64)> = indexed(low).collect();
+                outline.extend(indexed(high).collect::<Vec<_>>().into_iter().rev());
+                chart
+                    .draw_series(std::iter::once(Polygon::new(
+                        outline,
+                        color.mix(0.18).filled(),
+                    )))
+                    .map_err(|e| e.to_string())?;
+            }
             chart
-                .draw_series(std::iter::once(Polygon::new(
-                    outline,
-                    color.mix(0.18).filled(),
-                )))
-                .map_err(|e| err(e.to_string()))?;
+                .draw_series(LineSeries::new(indexed(&c.values), color.stroke_width(2)))
+                .map_err(|e| e.to_string())?
+                .label(c.label.clone())
+                .legend(line_legend(color));
         }
-        chart
-            .draw_series(LineSeries::new(
-                c.values
-                    .iter()
-                    .enumerate()
-                    .map(|(x, &y)| ((x + 1) as f64, y)),
-                color.stroke_width(2),
-            ))
-            .map_err(|e| err(e.to_string()))?
-            .label(c.label.clone())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
-    }
-    chart
-        .configure_series_labels()
-        .label_font((FONT, 15))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::LowerRight)
-        .draw()
-        .map_err(|e| err(e.to_string()))?;
-    root.present().map_err(|e| err(e.to_string()))?;
-    Ok(())
+        Ok(())
+    })
 }
 
 /// accuracy.png for one search: every rollout's dev accuracy as a faint point, its moving
 /// average, and the moving average of the reward (penalties included) as a separate line.
 pub fn accuracy(path: &Path, accuracies: &[f64], rewards: &[f64], window: usize) -> Result<()> {
-    register_font();
-    let err = plot_error(path);
-    let n = accuracies.len().max(2);
     let acc_ma = moving_average(accuracies, window);
     let reward_ma = moving_average(rewards, window);
     let y_min = reward_ma.iter().copied().fold(0.0f64, f64::min).max(-1.2) - 0.02;
-    let root = BitMapBackend::new(path, (WIDTH, HEIGHT)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "Half-moon NAS: dev accuracy of every sampled child",
-            (FONT, 24),
-        )
-        .margin(15)
-        .x_label_area_size(45)
-        .y_label_area_size(60)
-        .build_cartesian_2d(1f64..n as f64, y_min..1.02)
-        .map_err(|e| err(e.to_string()))?;
-    chart
-        .configure_mesh()
-        .x_desc("rollout")
-        .y_desc("dev accuracy / reward")
-        .x_label_formatter(&|x| format!("{}", *x as i64))
-        .light_line_style(WHITE)
-        .label_style((FONT, 15))
-        .draw()
-        .map_err(|e| err(e.to_string()))?;
+    let frame = Frame {
+        size: (WIDTH, HEIGHT),
+        title: "Half-moon NAS: dev accuracy of every sampled child",
+        x: (1.0, accuracies.len().max(2) as f64),
+        y: (y_min, 1.02),
+        x_label: "rollout",
+        y_label: "dev accuracy / reward",
+        whole_x: true,
+        legend: SeriesLabelPosition::LowerRight,
+        caption: 22,
+    };
     let [blue, orange, ..] = PALETTE;
-    chart
-        .draw_series(
-            accuracies
-                .iter()
-                .enumerate()
-                .map(|(x, &y)| Circle::new(((x + 1) as f64, y), 2, blue.mix(0.15).filled())),
-        )
-        .map_err(|e| err(e.to_string()))?
-        .label("dev accuracy of each child")
-        .legend(move |(x, y)| Circle::new((x + 10, y), 3, blue.mix(0.4).filled()));
-    chart
-        .draw_series(LineSeries::new(
-            acc_ma.iter().enumerate().map(|(x, &y)| ((x + 1) as f64, y)),
-            blue.stroke_width(2),
-        ))
-        .map_err(|e| err(e.to_string()))?
-        .label(format!("dev accuracy, moving average of {window}"))
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], blue.stroke_width(2)));
-    chart
-        .draw_series(LineSeries::new(
-            reward_ma
-                .iter()
-                .enumerate()
-                .map(|(x, &y)| ((x + 1) as f64, y)),
-            orange.stroke_width(2),
-        ))
-        .map_err(|e| err(e.to_string()))?
-        .label(format!(
-            "reward (accuracy + shaping), moving average of {window}"
-        ))
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], orange.stroke_width(2)));
-    chart
-        .configure_series_labels()
-        .label_font((FONT, 15))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::LowerRight)
-        .draw()
-        .map_err(|e| err(e.to_string()))?;
-    root.present().map_err(|e| err(e.to_string()))?;
-    Ok(())
+    figure(path, frame, |chart| {
+        chart
+            .draw_series(indexed(accuracies).map(|p| Circle::new(p, 2, blue.mix(0.15).filled())))
+            .map_err(|e| e.to_string())?
+            .label("dev accuracy of each child")
+            .legend(move |(x, y)| Circle::new((x + 10, y), 3, blue.mix(0.4).filled()));
+        chart
+            .draw_series(LineSeries::new(indexed(&acc_ma), blue.stroke_width(2)))
+            .map_err(|e| e.to_string())?
+            .label(format!("dev accuracy, moving average of {window}"))
+            .legend(line_legend(blue));
+        chart
+            .draw_series(LineSeries::new(indexed(&reward_ma), orange.stroke_width(2)))
+            .map_err(|e| e.to_string())?
+            .label(format!(
+                "reward (accuracy + shaping), moving average of {window}"
+            ))
+            .legend(line_legend(orange));
+        Ok(())
+    })
 }
 
 /// The x and y ranges of 2-D points, padded by half a unit.
@@ -216,67 +216,65 @@ fn bounds(parts: &[&Dataset]) -> ((f64, f64), (f64, f64)) {
     ((x0 - 0.5, x1 + 0.5), (y0 - 0.5, y1 + 0.5))
 }
 
+/// The frame of the two figures in the data's plane.
+fn plane<'a>(title: &'a str, splits: &Splits) -> Frame<'a> {
+    let (x, y) = bounds(&[&splits.train, &splits.dev, &splits.test]);
+    Frame {
+        size: (800, 640),
+        title,
+        x,
+        y,
+        x_label: "x1",
+        y_label: "x2",
+        whole_x: false,
+        legend: SeriesLabelPosition::UpperRight,
+        caption: 16,
+    }
+}
+
+fn at(d: &Dataset, i: usize) -> (f64, f64) {
+    (d.point(i)[0] as f64, d.point(i)[1] as f64)
+}
+
+fn class_colour(label: i64) -> RGBColor {
+    PALETTE[label as usize % PALETTE.len()]
+}
+
 /// halfmoon.png: the points coloured by class; train as dots, dev as triangles, test as crosses.
 pub fn data(path: &Path, splits: &Splits) -> Result<()> {
-    register_font();
-    let err = plot_error(path);
-    let ((x0, x1), (y0, y1)) = bounds(&[&splits.train, &splits.dev, &splits.test]);
-    let root = BitMapBackend::new(path, (800, 640)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "The data: colour is the class, shape is the split",
-            (FONT, 22),
-        )
-        .margin(15)
-        .x_label_area_size(40)
-        .y_label_area_size(50)
-        .build_cartesian_2d(x0..x1, y0..y1)
-        .map_err(|e| err(e.to_string()))?;
-    chart
-        .configure_mesh()
-        .x_desc("x1")
-        .y_desc("x2")
-        .light_line_style(WHITE)
-        .label_style((FONT, 15))
-        .draw()
-        .map_err(|e| err(e.to_string()))?;
-    let at = |d: &Dataset, i: usize| (d.point(i)[0] as f64, d.point(i)[1] as f64);
-    let colour = |l: i64| PALETTE[l as usize % PALETTE.len()];
-    let d = &splits.train;
-    chart
-        .draw_series(
-            (0..d.len()).map(|i| Circle::new(at(d, i), 3, colour(d.labels[i]).mix(0.6).filled())),
-        )
-        .map_err(|e| err(e.to_string()))?
-        .label(format!("train ({} points)", d.len()))
-        .legend(|(x, y)| Circle::new((x + 10, y), 4, BLACK.mix(0.6).filled()));
-    let d = &splits.dev;
-    chart
-        .draw_series(
-            (0..d.len()).map(|i| TriangleMarker::new(at(d, i), 6, colour(d.labels[i]).filled())),
-        )
-        .map_err(|e| err(e.to_string()))?
-        .label(format!("dev ({} points)", d.len()))
-        .legend(|(x, y)| TriangleMarker::new((x + 10, y), 6, BLACK.filled()));
-    let d = &splits.test;
-    chart
-        .draw_series(
-            (0..d.len()).map(|i| Cross::new(at(d, i), 5, colour(d.labels[i]).stroke_width(2))),
-        )
-        .map_err(|e| err(e.to_string()))?
-        .label(format!("test ({} points)", d.len()))
-        .legend(|(x, y)| Cross::new((x + 10, y), 5, BLACK.stroke_width(2)));
-    chart
-        .configure_series_labels()
-        .label_font((FONT, 15))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()
-        .map_err(|e| err(e.to_string()))?;
-    root.present().map_err(|e| err(e.to_string()))?;
-    Ok(())
+    figure(
+        path,
+        plane("The data: colour is the class, shape is the split", splits),
+        |chart| {
+            let (train, dev, test) = (&splits.train, &splits.dev, &splits.test);
+            chart
+                .draw_series((0..train.len()).map(|i| {
+                    Circle::new(
+                        at(train, i),
+                        3,
+                        class_colour(train.labels[i]).mix(0.6).filled(),
+                    )
+                }))
+                .map_err(|e| e.to_string())?
+                .label(format!("train ({} points)", train.len()))
+                .legend(|(x, y)| Circle::new((x + 10, y), 4, BLACK.mix(0.6).filled()));
+            chart
+                .draw_series((0..dev.len()).map(|i| {
+                    TriangleMarker::new(at(dev, i), 6, class_colour(dev.labels[i]).filled())
+                }))
+                .map_err(|e| e.to_string())?
+                .label(format!("dev ({} points)", dev.len()))
+                .legend(|(x, y)| TriangleMarker::new((x + 10, y), 6, BLACK.filled()));
+            chart
+                .draw_series((0..test.len()).map(|i| {
+                    Cross::new(at(test, i), 5, class_colour(test.labels[i]).stroke_width(2))
+                }))
+                .map_err(|e| e.to_string())?
+                .label(format!("test ({} points)", test.len()))
+                .legend(|(x, y)| Cross::new((x + 10, y), 5, BLACK.stroke_width(2)));
+            Ok(())
+        },
+    )
 }
 
 /// Cells per side of the decision-boundary grid.
@@ -290,9 +288,8 @@ pub fn boundary(
     splits: &Splits,
     predict: &dyn Fn(&[f32]) -> Vec<i64>,
 ) -> Result<()> {
-    register_font();
-    let err = plot_error(path);
-    let ((x0, x1), (y0, y1)) = bounds(&[&splits.train, &splits.dev, &splits.test]);
+    let frame = plane(title, splits);
+    let ((x0, x1), (y0, y1)) = (frame.x, frame.y);
     let (dx, dy) = ((x1 - x0) / GRID as f64, (y1 - y0) / GRID as f64);
     let mut grid = Vec::with_capacity(GRID * GRID * 2);
     for j in 0..GRID {
@@ -304,64 +301,59 @@ pub fn boundary(
     let classes = predict(&grid);
     let test = &splits.test;
     let test_pred = predict(&test.features);
-    let root = BitMapBackend::new(path, (800, 640)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, (FONT, 20))
-        .margin(15)
-        .x_label_area_size(40)
-        .y_label_area_size(50)
-        .build_cartesian_2d(x0..x1, y0..y1)
-        .map_err(|e| err(e.to_string()))?;
-    chart
-        .configure_mesh()
-        .x_desc("x1")
-        .y_desc("x2")
-        .light_line_style(WHITE)
-        .label_style((FONT, 15))
-        .draw()
-        .map_err(|e| err(e.to_string()))?;
-    let colour = |l: i64| PALETTE[l as usize % PALETTE.len()];
-    chart
-        .draw_series((0..GRID * GRID).map(|k| {
-            let (i, j) = (k % GRID, k / GRID);
-            let (cx, cy) = (x0 + i as f64 * dx, y0 + j as f64 * dy);
-            Rectangle::new(
-                [(cx, cy), (cx + dx, cy + dy)],
-                colour(classes[k]).mix(0.25).filled(),
-            )
-        }))
-        .map_err(|e| err(e.to_string()))?;
-    let at = |i: usize| (test.point(i)[0] as f64, test.point(i)[1] as f64);
-    chart
-        .draw_series(
-            (0..test.len()).map(|i| Circle::new(at(i), 4, colour(test.labels[i]).filled())),
-        )
-        .map_err(|e| err(e.to_string()))?
-        .label("test point (colour: true class)")
-        .legend(|(x, y)| Circle::new((x + 10, y), 4, BLACK.filled()));
     let wrong: Vec<usize> = (0..test.len())
         .filter(|&i| test_pred[i] != test.labels[i])
         .collect();
-    chart
-        .draw_series(
-            wrong
-                .iter()
-                .map(|&i| Circle::new(at(i), 8, BLACK.stroke_width(2))),
+    figure(path, frame, |chart| {
+        chart
+            .draw_series((0..GRID * GRID).map(|k| {
+                let (cx, cy) = (x0 + (k % GRID) as f64 * dx, y0 + (k / GRID) as f64 * dy);
+                Rectangle::new(
+                    [(cx, cy), (cx + dx, cy + dy)],
+                    class_colour(classes[k]).mix(0.25).filled(),
+                )
+            }))
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series(
+                (0..test.len())
+                    .map(|i| Circle::new(at(test, i), 4, class_colour(test.labels[i]).filled())),
+            )
+            .map_err(|e| e.to_string())?
+            .label("test point (colour: true class)")
+            .legend(|(x, y)| Circle::new((x + 10, y), 4, BLACK.filled()));
+        chart
+            .draw_series(
+                wrong
+                    .iter()
+                    .map(|&i| Circle::new(at(test, i), 8, BLACK.stroke_width(2))),
+            )
+            .map_err(|e| e.to_string())?
+            .label(format!("misclassified ({} of {})", wrong.len(), test.len()))
+            .legend(|(x, y)| Circle::new((x + 10, y), 6, BLACK.stroke_width(2)));
+        Ok(())
+    })
+}
+
+/// boundary.png of a trained child (2-D data only).
+pub fn child_boundary(
+    path: &Path,
+    title: &str,
+    splits: &Splits,
+    child: &crate::child::Child,
+    device: tch::Device,
+) -> Result<()> {
+    let predict = |xy: &[f32]| -> Vec<i64> {
+        let x = tch::Tensor::from_slice(xy).view([-1, 2]).to_device(device);
+        Vec::try_from(
+            child
+                .forward(&x)
+                .argmax(1, false)
+                .to_device(tch::Device::Cpu),
         )
-        .map_err(|e| err(e.to_string()))?
-        .label(format!("misclassified ({} of {})", wrong.len(), test.len()))
-        .legend(|(x, y)| Circle::new((x + 10, y), 6, BLACK.stroke_width(2)));
-    chart
-        .configure_series_labels()
-        .label_font((FONT, 15))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()
-        .map_err(|e| err(e.to_string()))?;
-    root.present().map_err(|e| err(e.to_string()))?;
-    Ok(())
+        .unwrap_or_default()
+    };
+    boundary(path, title, splits, &predict)
 }
 
 #[cfg(test)]

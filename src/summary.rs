@@ -124,22 +124,16 @@ pub fn finish(f: &Finished) -> Result<Summary> {
         test_accuracies = accuracies;
         if let (Some(child), 2) = (&child, tensors.n_features) {
             let title = format!(
-                "Best architecture {} (test points; dev accuracy {:.3})",
+                "Best architecture {} (dev accuracy {:.3}), test points",
                 best.architecture, best.dev_accuracy
             );
-            let predict = |xy: &[f32]| -> Vec<i64> {
-                let x = tch::Tensor::from_slice(xy)
-                    .view([-1, 2])
-                    .to_device(tensors.device);
-                Vec::try_from(
-                    child
-                        .forward(&x)
-                        .argmax(1, false)
-                        .to_device(tch::Device::Cpu),
-                )
-                .unwrap_or_default()
-            };
-            plot::boundary(&out.join("boundary.png"), &title, splits, &predict)?;
+            plot::child_boundary(
+                &out.join("boundary.png"),
+                &title,
+                splits,
+                child,
+                tensors.device,
+            )?;
         }
     }
     let (mean, sd) = mean_sd(&test_accuracies);

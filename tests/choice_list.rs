@@ -2,14 +2,8 @@
 //! each strategy writes every output, and mistakes in the space file exit 2 naming the line.
 #![cfg(feature = "choice-list")]
 
-use std::process::{Command, Output};
-
-fn archsearch(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_archsearch"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
+mod common;
+use common::*;
 
 fn space(name: &str) -> String {
     format!("{}/spaces/{name}", env!("CARGO_MANIFEST_DIR"))

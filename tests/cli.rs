@@ -1,41 +1,8 @@
 //! End-to-end tests of the binary: a short search writes every output, runs repeat with a seed,
 //! and bad input exits 2 with a message before any work starts.
 
-use std::path::Path;
-use std::process::{Command, Output};
-
-fn archsearch(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_archsearch"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// rollouts.csv without the `seconds` column (the only one that may differ between runs).
-fn csv_without_seconds(dir: &Path) -> Vec<Vec<String>> {
-    let mut reader = csv::Reader::from_path(dir.join("rollouts.csv")).unwrap();
-    let seconds = reader
-        .headers()
-        .unwrap()
-        .iter()
-        .position(|h| h == "seconds")
-        .unwrap();
-    reader
-        .records()
-        .map(|r| {
-            r.unwrap()
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| *i != seconds)
-                .map(|(_, v)| v.to_string())
-                .collect()
-        })
-        .collect()
-}
+mod common;
+use common::*;
 
 #[test]
 fn a_short_search_writes_every_file() {

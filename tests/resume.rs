@@ -1,42 +1,12 @@
 //! End-to-end tests of never losing a search: SIGKILL at random moments and resume gives the
 //! uninterrupted run's results exactly; SIGINT stops cleanly; bad checkpoints are refused.
 
+mod common;
+use common::*;
+
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_archsearch"))
-}
-
-fn run(args: &[&str]) -> Output {
-    bin().args(args).output().expect("the binary runs")
-}
-
-fn csv_without_seconds(dir: &Path) -> Vec<Vec<String>> {
-    let mut reader = csv::Reader::from_path(dir.join("rollouts.csv")).unwrap();
-    let seconds = reader
-        .headers()
-        .unwrap()
-        .iter()
-        .position(|h| h == "seconds")
-        .unwrap();
-    reader
-        .records()
-        .map(|r| {
-            r.unwrap()
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| *i != seconds)
-                .map(|(_, v)| v.to_string())
-                .collect()
-        })
-        .collect()
-}
-
-fn summary(dir: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
-}
 
 /// The figures of summary.json that must not depend on interruptions.
 fn figures(s: &serde_json::Value) -> Vec<serde_json::Value> {
@@ -60,7 +30,7 @@ fn figures(s: &serde_json::Value) -> Vec<serde_json::Value> {
 fn killed_at_random_moments_and_resumed_is_the_same_search() {
     let dir = tempfile::tempdir().unwrap();
     let whole = dir.path().join("whole");
-    let o = run(&[
+    let o = archsearch(&[
         "--rollouts",
         "100",
         "--seed",
@@ -178,16 +148,16 @@ fn bad_checkpoints_are_refused_and_nothing_is_touched() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     let out_s = out.to_str().unwrap();
-    let o = run(&["--rollouts", "10", "--seed", "1", "--out", out_s, "--quiet"]);
+    let o = archsearch(&["--rollouts", "10", "--seed", "1", "--out", out_s, "--quiet"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
     // Another configuration: a different seed or rollout count than the checkpoint's.
     let before = snapshot(&out);
-    let o = run(&["--resume", out_s, "--seed", "2"]);
+    let o = archsearch(&["--resume", out_s, "--seed", "2"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("seed: was 1, now 2"), "{err}");
-    let o = run(&["--resume", out_s, "--rollouts", "20"]);
+    let o = archsearch(&["--resume", out_s, "--rollouts", "20"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("rollouts: was 10, now 20"));
     assert_eq!(snapshot(&out), before);
 
@@ -196,7 +166,7 @@ fn bad_checkpoints_are_refused_and_nothing_is_touched() {
     let bytes = std::fs::read(&ckpt).unwrap();
     std::fs::write(&ckpt, &bytes[..bytes.len() / 2]).unwrap();
     let before = snapshot(&out);
-    let o = run(&["--resume", out_s]);
+    let o = archsearch(&["--resume", out_s]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("corrupt or truncated"), "{err}");
@@ -204,7 +174,7 @@ fn bad_checkpoints_are_refused_and_nothing_is_touched() {
     assert_eq!(snapshot(&out), before);
 
     // A folder without a checkpoint.
-    let o = run(&["--resume", dir.path().to_str().unwrap()]);
+    let o = archsearch(&["--resume", dir.path().to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
 }
 
@@ -213,20 +183,20 @@ fn resuming_a_finished_run_changes_no_result_and_force_replaces() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     let out_s = out.to_str().unwrap();
-    assert!(run(&["--rollouts", "8", "--out", out_s, "--quiet"])
+    assert!(archsearch(&["--rollouts", "8", "--out", out_s, "--quiet"])
         .status
         .success());
     let rows = csv_without_seconds(&out);
-    let o = run(&["--resume", out_s, "--quiet"]);
+    let o = archsearch(&["--resume", out_s, "--quiet"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(csv_without_seconds(&out), rows);
 
     // Non-empty --out: refused, then replaced with --force.
-    let o = run(&["--rollouts", "4", "--out", out_s]);
+    let o = archsearch(&["--rollouts", "4", "--out", out_s]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--force"));
     assert!(
-        run(&["--rollouts", "4", "--out", out_s, "--force", "--quiet"])
+        archsearch(&["--rollouts", "4", "--out", out_s, "--force", "--quiet"])
             .status
             .success()
     );

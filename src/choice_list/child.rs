@@ -90,9 +90,11 @@ fn block_layers(block: &Value) -> Result<Vec<Layer>, String> {
                 match key.as_str() {
                     "width" => layers.insert(0, width(value)?),
                     "activation" => layers.push(activation(value)?),
-                    other => return Err(format!(
+                    other => {
+                        return Err(format!(
                         "`{other}` is not part of a block; a block has a width and an activation"
-                    )),
+                    ))
+                    }
                 }
             }
             Ok(layers)

@@ -360,23 +360,17 @@ fn finish(
             first.get_or_insert(child);
         }
         if let Some(child) = first {
-            let predict = |xy: &[f32]| -> Vec<i64> {
-                let x = tch::Tensor::from_slice(xy)
-                    .view([-1, 2])
-                    .to_device(tensors.device);
-                Vec::try_from(
-                    child
-                        .forward(&x)
-                        .argmax(1, false)
-                        .to_device(tch::Device::Cpu),
-                )
-                .unwrap_or_default()
-            };
             let title = format!(
                 "Best configuration ({}, dev accuracy {:.3})",
                 best.strategy, best.accuracy
             );
-            plot::boundary(&out.join("boundary.png"), &title, splits, &predict)?;
+            plot::child_boundary(
+                &out.join("boundary.png"),
+                &title,
+                splits,
+                &child,
+                tensors.device,
+            )?;
         }
     }
     let (mean, sd) = mean_sd(&test_accuracies);

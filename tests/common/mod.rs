@@ -1,0 +1,45 @@
+//! Helpers shared by the end-to-end tests: running the binary and reading what it wrote.
+#![allow(dead_code)] // each test file uses a different subset
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// The binary under test, not yet run.
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_archsearch"))
+}
+
+/// Runs the binary to completion.
+pub fn archsearch(args: &[&str]) -> Output {
+    bin().args(args).output().expect("the binary runs")
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// rollouts.csv without the `seconds` column (the only one that may differ between runs).
+pub fn csv_without_seconds(dir: &Path) -> Vec<Vec<String>> {
+    let mut reader = csv::Reader::from_path(dir.join("rollouts.csv")).unwrap();
+    let seconds = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "seconds")
+        .unwrap();
+    reader
+        .records()
+        .map(|r| {
+            r.unwrap()
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != seconds)
+                .map(|(_, v)| v.to_string())
+                .collect()
+        })
+        .collect()
+}
+
+pub fn summary(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
+}

@@ -29,6 +29,25 @@ pub enum Command {
     Compare(crate::compare::CompareArgs),
     /// Search a hannah-style YAML space (needs the cargo feature `choice-list`).
     ChoiceList(ChoiceListArgs),
+    /// Write the default run's moons as CSV (x1,x2,label; train, dev, test in order), to feed
+    /// the same points to another implementation or back with --data.
+    Moons(MoonsArgs),
+}
+
+/// Flags of `archsearch moons`.
+#[derive(Args, Debug, Clone)]
+pub struct MoonsArgs {
+    /// The CSV file to write
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+fn moons(args: &MoonsArgs) -> anyhow::Result<i32> {
+    let d = crate::config::DataSettings::default();
+    let points = crate::data::make_moons(d.n_points, d.noise, d.seed);
+    crate::data::write_csv(&points, &args.out)?;
+    println!("wrote {} points to {}", points.len(), args.out.display());
+    Ok(0)
 }
 
 /// A search strategy of `archsearch choice-list`.
@@ -251,6 +270,7 @@ pub fn main() -> i32 {
         Some(Command::Bench(args)) => crate::bench::run(&args).map(|_| 0),
         Some(Command::Compare(args)) => crate::compare::run(&args).map(|_| 0),
         Some(Command::ChoiceList(args)) => choice_list(&args),
+        Some(Command::Moons(args)) => moons(&args),
         None => crate::run::search(&cli.search),
     };
     match outcome {

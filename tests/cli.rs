@@ -224,3 +224,28 @@ fn help_shows_the_defaults() {
     );
     assert!(text.contains("--device") && text.contains("[default: auto]"));
 }
+
+#[test]
+fn exported_moons_fed_back_give_the_same_search() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("moons.csv");
+    let o = archsearch(&["moons", "--out", csv.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    assert!(
+        archsearch(&["--rollouts", "6", "--out", a.to_str().unwrap(), "--quiet"])
+            .status
+            .success()
+    );
+    let o = archsearch(&[
+        "--rollouts",
+        "6",
+        "--data",
+        csv.to_str().unwrap(),
+        "--out",
+        b.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(csv_without_seconds(&a), csv_without_seconds(&b));
+}

@@ -237,6 +237,18 @@ mod tests {
         }
 
         #[test]
+        fn every_float_survives_a_save_and_load_exactly(beta in proptest::num::f64::NORMAL, w in proptest::num::f32::NORMAL) {
+            let mut c = sample();
+            c.beta = beta;
+            c.searches[0].controller[0] = w;
+            c.searches[0].baseline.value = Some(beta / 3.0);
+            let body = serde_json::to_vec(&c).unwrap();
+            let mut bytes = format!("{MAGIC} {:016x} {}\n", fnv1a(&body), body.len()).into_bytes();
+            bytes.extend_from_slice(&body);
+            prop_assert_eq!(parse(&bytes).unwrap(), c);
+        }
+
+        #[test]
         fn random_bytes_after_a_valid_header_never_panic(body in proptest::collection::vec(any::<u8>(), 0..300)) {
             let mut bytes = format!("{MAGIC} {:016x} {}\n", fnv1a(&body), body.len()).into_bytes();
             bytes.extend_from_slice(&body);

@@ -78,8 +78,11 @@ impl StrategyChoice {
 #[derive(Args, Debug, Clone)]
 pub struct ChoiceListArgs {
     /// The search space: a YAML file in hannah's parametrization (see spaces/mlp.yaml)
-    #[arg(long, value_name = "FILE.yaml")]
-    pub space: PathBuf,
+    #[arg(long, value_name = "FILE.yaml", required_unless_present = "resume")]
+    pub space: Option<PathBuf>,
+    /// Continue the interrupted or killed choice-list search in this folder
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["out", "force", "space"])]
+    pub resume: Option<PathBuf>,
     /// How to search
     #[arg(long, value_enum, default_value = "evolution")]
     pub strategy: StrategyChoice,

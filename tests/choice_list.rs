@@ -114,3 +114,77 @@ fn mistakes_in_the_space_exit_2_with_the_line() {
     assert!(err.contains("`optimizer` is not a setting"), "{err}");
     assert!(!out.exists());
 }
+
+#[test]
+fn killed_and_resumed_it_is_the_same_search() {
+    use std::process::Stdio;
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let args = |out: &str| -> Vec<String> {
+        [
+            "choice-list",
+            "--space",
+            &space("mlp.yaml"),
+            "--strategy",
+            "all",
+            "--evaluations",
+            "24",
+            "--out",
+            out,
+            "--quiet",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let whole = dir.path().join("whole");
+    let o = archsearch(
+        &args(whole.to_str().unwrap())
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let pieces = dir.path().join("pieces");
+    let pieces_s = pieces.to_str().unwrap().to_string();
+    let mut next: Vec<String> = args(&pieces_s);
+    let mut kills = 0;
+    for wait in [700u64, 900, 1100, 60_000] {
+        let mut child = bin()
+            .args(&next)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_millis(wait);
+        while std::time::Instant::now() < deadline && child.try_wait().unwrap().is_none() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            kills += 1;
+        } else {
+            break;
+        }
+        next = vec![
+            "choice-list".into(),
+            "--resume".into(),
+            pieces_s.clone(),
+            "--quiet".into(),
+        ];
+    }
+    let o = archsearch(&["choice-list", "--resume", &pieces_s, "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(kills >= 1, "never killed: the test proves nothing");
+    assert_eq!(csv_without_seconds(&pieces), csv_without_seconds(&whole));
+    assert_eq!(
+        summary(&pieces)["best_configuration"],
+        summary(&whole)["best_configuration"]
+    );
+    assert_eq!(
+        summary(&pieces)["test_accuracies"],
+        summary(&whole)["test_accuracies"]
+    );
+}

@@ -78,45 +78,198 @@ const STRATEGIES: [StrategyChoice; 3] = [
     StrategyChoice::Random,
 ];
 
+/// How a run folder was started (run.json): enough to resume it without the original flags.
+#[derive(Serialize, serde::Deserialize, Clone, Debug, PartialEq)]
+struct RunSpec {
+    archsearch_version: String,
+    space_file: String,
+    /// The space's YAML text itself, so a resumed search cannot see an edited file.
+    space_yaml: String,
+    strategy: String,
+    seed: u64,
+    seeds: u64,
+    evaluations: u64,
+    device: String,
+}
+
+/// One CSV line of an evaluation; the configuration is a JSON column, quoted, quotes doubled.
+fn csv_line(e: &Evaluation) -> String {
+    let json = e.configuration.to_string().replace('"', "\"\"");
+    format!(
+        "{},{},{},\"{json}\",{},{},{},{:.4},{}\n",
+        e.strategy,
+        e.seed,
+        e.evaluation,
+        e.accuracy,
+        e.accuracy,
+        e.epochs,
+        e.seconds,
+        u8::from(e.diverged)
+    )
+}
+
+const CSV_HEADER: &str =
+    "strategy,seed,evaluation,configuration,accuracy,reward,epochs,seconds,diverged\n";
+
+/// The evaluations of a rollouts.csv written by this command (a partial last line is ignored).
+fn read_evaluations(path: &Path) -> Result<Vec<Evaluation>> {
+    let bad = |why: String| -> anyhow::Error {
+        UsageError::new(format!(
+            "{}: {why}; the run cannot be resumed",
+            path.display()
+        ))
+        .into()
+    };
+    let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
+    let end = bytes
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map(|i| i + 1)
+        .unwrap_or(0);
+    let mut reader = csv::Reader::from_reader(&bytes[..end]);
+    let mut out = Vec::new();
+    for row in reader.records() {
+        let row = row.map_err(|e| bad(e.to_string()))?;
+        let field = |i: usize| {
+            row.get(i)
+                .ok_or_else(|| bad("a row has too few fields".into()))
+        };
+        let num = |i: usize| -> Result<f64> {
+            field(i)?
+                .parse()
+                .map_err(|_| bad(format!("`{}` is not a number", field(i).unwrap_or(""))))
+        };
+        let strategy = STRATEGIES
+            .iter()
+            .find(|c| c.name() == field(0).unwrap_or(""))
+            .ok_or_else(|| bad("unknown strategy".into()))?;
+        out.push(Evaluation {
+            strategy: strategy.name(),
+            seed: num(1)? as u64,
+            evaluation: num(2)? as usize,
+            configuration: serde_json::from_str(field(3)?)
+                .map_err(|e| bad(format!("bad configuration: {e}")))?,
+            accuracy: num(4)?,
+            epochs: num(6)? as usize,
+            seconds: num(7)?,
+            diverged: field(8)? == "1",
+        });
+    }
+    Ok(out)
+}
+
 /// Runs the command; returns the exit code.
 pub fn run(args: &ChoiceListArgs) -> Result<i32> {
-    let param = super::load(&args.space)?;
-    let device = parse_device(&args.device)?;
+    // A new run, or the run.json of the folder being resumed.
+    let (spec, out, recorded) = match &args.resume {
+        Some(dir) => {
+            let path = dir.join("run.json");
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                UsageError::new(format!(
+                    "cannot read {}: {e}; is {} a choice-list run folder?",
+                    path.display(),
+                    dir.display()
+                ))
+            })?;
+            let spec: RunSpec = serde_json::from_str(&text).map_err(|e| {
+                UsageError::new(format!(
+                    "{} is corrupt ({e}); nothing was changed",
+                    path.display()
+                ))
+            })?;
+            let recorded = read_evaluations(&dir.join("rollouts.csv"))?;
+            (spec, Some(dir.clone()), recorded)
+        }
+        None => {
+            let Some(space) = &args.space else {
+                crate::usage_bail!("--space FILE.yaml is needed (or --resume DIR)")
+            };
+            let yaml = std::fs::read_to_string(space).map_err(|e| {
+                UsageError::new(format!(
+                    "cannot read the search space {}: {e}",
+                    space.display()
+                ))
+            })?;
+            let spec = RunSpec {
+                archsearch_version: env!("CARGO_PKG_VERSION").into(),
+                space_file: space.display().to_string(),
+                space_yaml: yaml,
+                strategy: args.strategy.name().into(),
+                seed: args.seed,
+                seeds: args.seeds,
+                evaluations: args.evaluations,
+                device: args.device.clone(),
+            };
+            (spec, None, Vec::new())
+        }
+    };
+    let param = super::parse_space(&spec.space_yaml)
+        .map_err(|e| UsageError::new(format!("{}: {e}", spec.space_file)))?;
+    let device = parse_device(&spec.device)?;
     let splits = data::load(&Source::Moons, &DataSettings::default())?;
     let settings = Settings::default();
     let (n_in, n_out) = (splits.train.n_features, splits.train.n_classes);
     // The space must describe an MLP child: checked on sampled configurations before any work.
-    let mut rng = Pcg64::seed_from_u64(args.seed);
+    let mut rng = Pcg64::seed_from_u64(spec.seed);
     for _ in 0..64 {
         let config = super::sample(&param, &mut rng);
         interpret(&config, n_in, n_out, &settings.child).map_err(|e| {
             UsageError::new(format!(
                 "{}: {e} (in a sampled configuration {config})",
-                args.space.display()
+                spec.space_file
             ))
         })?;
     }
-    let out = crate::run::prepare_out(args.out.as_deref(), args.force)?;
+    let out = match out {
+        Some(dir) => dir,
+        None => crate::run::prepare_out(args.out.as_deref(), args.force)?,
+    };
+    crate::report::write_json_atomically(&out.join("run.json"), &spec)?;
     tch::set_num_threads(TORCH_THREADS);
     let stop = crate::run::stop_on_signals()?;
     let started = Instant::now();
     let tensors = TensorData::new(&splits, device);
     plot::data(&out.join("halfmoon.png"), &splits)?;
 
-    let chosen: Vec<StrategyChoice> = match args.strategy {
+    let choice = STRATEGIES
+        .iter()
+        .chain([&StrategyChoice::All])
+        .find(|c| c.name() == spec.strategy)
+        .copied()
+        .unwrap_or(StrategyChoice::All);
+    let chosen: Vec<StrategyChoice> = match choice {
         StrategyChoice::All => STRATEGIES.to_vec(),
         one => vec![one],
     };
-    let seeds: Vec<u64> = (0..args.seeds).map(|s| args.seed + s).collect();
-    let budget = args.evaluations as usize;
+    let seeds: Vec<u64> = (0..spec.seeds).map(|s| spec.seed + s).collect();
+    let budget = spec.evaluations as usize;
+    // Keep the recorded rows of complete batches only; the rest is redone.
+    let mut kept: Vec<Evaluation> = Vec::new();
+    for &c in &chosen {
+        for &seed in &seeds {
+            let rows: Vec<&Evaluation> = recorded
+                .iter()
+                .filter(|e| e.strategy == c.name() && e.seed == seed)
+                .collect();
+            let whole = if rows.len() >= budget {
+                budget
+            } else {
+                rows.len() - rows.len() % CL_BATCH
+            };
+            kept.extend(rows[..whole].iter().map(|e| (*e).clone()));
+        }
+    }
     let csv_path = out.join("rollouts.csv");
-    let mut csv = std::fs::File::create(&csv_path)
-        .with_context(|| format!("cannot create {}", csv_path.display()))?;
-    writeln!(
-        csv,
-        "strategy,seed,evaluation,configuration,accuracy,reward,epochs,seconds,diverged"
-    )?;
-    let mut progress = Progress::new(chosen.len() * seeds.len() * budget, 0, args.quiet);
+    let mut text = String::from(CSV_HEADER);
+    for e in &kept {
+        text.push_str(&csv_line(e));
+    }
+    crate::report::write_atomically(&csv_path, text.as_bytes())?;
+    let mut csv = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&csv_path)
+        .with_context(|| format!("cannot open {}", csv_path.display()))?;
+    let mut progress = Progress::new(chosen.len() * seeds.len() * budget, kept.len(), args.quiet);
     let mut evaluations: Vec<Evaluation> = Vec::new();
     let mut interrupted = false;
     let space = ChoiceListSpace::new(param.clone(), CL_BINS);
@@ -131,7 +284,39 @@ pub fn run(args: &ChoiceListArgs) -> Result<i32> {
                 StrategyChoice::Evolution => Box::new(evolution(&param)?),
                 _ => Box::new(random(&param)),
             };
+            // Resuming: ask again, check each proposal against the record, tell the recorded
+            // fitness; the strategy and generator end exactly where they were.
+            let replay: Vec<&Evaluation> = kept
+                .iter()
+                .filter(|e| e.strategy == choice.name() && e.seed == seed)
+                .collect();
             let mut done = 0;
+            while done < replay.len() {
+                let configs = strategy.ask(CL_BATCH.min(budget - done), &mut rng)?;
+                let rows = &replay[done..done + configs.len()];
+                if let Some((c, r)) = configs
+                    .iter()
+                    .zip(rows)
+                    .find(|(c, r)| **c != r.configuration)
+                {
+                    crate::usage_bail!(
+                        "{} does not match a replay of its search at {} evaluation {} (recorded {}, replayed {}); was archsearch changed since? Start a new run",
+                        csv_path.display(),
+                        r.strategy,
+                        r.evaluation,
+                        r.configuration,
+                        c
+                    );
+                }
+                strategy.tell(
+                    &rows
+                        .iter()
+                        .map(|r| (r.configuration.clone(), r.accuracy))
+                        .collect::<Vec<_>>(),
+                )?;
+                evaluations.extend(rows.iter().map(|r| (*r).clone()));
+                done += configs.len();
+            }
             while done < budget {
                 if stop.load(Ordering::Relaxed) {
                     interrupted = true;
@@ -168,21 +353,8 @@ pub fn run(args: &ChoiceListArgs) -> Result<i32> {
                         seconds,
                         diverged: o.diverged,
                     };
-                    // The configuration is a JSON column: quoted, inner quotes doubled.
-                    let json = e.configuration.to_string().replace('"', "\"\"");
-                    writeln!(
-                        csv,
-                        "{},{},{},\"{json}\",{},{},{},{:.4},{}",
-                        e.strategy,
-                        seed,
-                        e.evaluation,
-                        e.accuracy,
-                        e.accuracy,
-                        e.epochs,
-                        seconds,
-                        u8::from(e.diverged)
-                    )
-                    .with_context(|| format!("cannot write {}", csv_path.display()))?;
+                    csv.write_all(csv_line(&e).as_bytes())
+                        .with_context(|| format!("cannot write {}", csv_path.display()))?;
                     evaluations.push(e);
                 }
                 csv.flush()?;
@@ -206,9 +378,8 @@ pub fn run(args: &ChoiceListArgs) -> Result<i32> {
     csv.sync_all()?;
     finish(
         &out,
-        args,
-        &param,
-        &space,
+        &spec,
+        args.quiet,
         &settings,
         &tensors,
         &splits,
@@ -226,9 +397,8 @@ pub fn run(args: &ChoiceListArgs) -> Result<i32> {
 #[allow(clippy::too_many_arguments)]
 fn finish(
     out: &Path,
-    args: &ChoiceListArgs,
-    param: &super::Param,
-    space: &ChoiceListSpace,
+    run: &RunSpec,
+    quiet: bool,
     settings: &Settings,
     tensors: &TensorData,
     splits: &data::Splits,
@@ -239,7 +409,6 @@ fn finish(
     interrupted: bool,
     device: tch::Device,
 ) -> Result<()> {
-    let _ = (param, space);
     let names: Vec<&'static str> = chosen.iter().map(|c| c.name()).collect();
     let run_of = |name: &str, seed: u64| -> Vec<&Evaluation> {
         evaluations
@@ -335,7 +504,7 @@ fn finish(
     let mut test_accuracies = Vec::new();
     if let Some(best) = best {
         say(
-            args.quiet,
+            quiet,
             &format!(
                 "retraining the best configuration {} with {RETRAIN_SEEDS} seeds",
                 best.configuration
@@ -354,7 +523,7 @@ fn finish(
                 &spec,
                 tensors,
                 &child_settings,
-                crate::summary::retrain_seed(args.seed, i),
+                crate::summary::retrain_seed(run.seed, i),
             );
             test_accuracies.push(child.accuracy(&tensors.test));
             first.get_or_insert(child);
@@ -377,10 +546,10 @@ fn finish(
     let summary = Summary {
         archsearch_version: env!("CARGO_PKG_VERSION"),
         command: std::env::args().collect::<Vec<_>>().join(" "),
-        space: args.space.display().to_string(),
+        space: run.space_file.clone(),
         strategies: names,
         seeds: seeds.to_vec(),
-        evaluations_per_run: args.evaluations as usize,
+        evaluations_per_run: run.evaluations as usize,
         interval_bins: CL_BINS,
         controller_settings: settings.clone(),
         device: device_name(device),

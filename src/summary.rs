@@ -37,6 +37,9 @@ pub struct Summary {
     pub test_accuracies: Vec<f64>,
     pub test_accuracy_mean: Option<f64>,
     pub test_accuracy_sd: Option<f64>,
+    /// On the moons: the Bayes-optimal classifier's accuracy on this test split, the ceiling
+    /// the test accuracy is to be read against (97.1 % on average over splits).
+    pub bayes_test_accuracy: Option<f64>,
     pub distinct_architectures: usize,
     /// Mean dev accuracy of the last LAST_ROLLOUTS rollouts (all of them when fewer).
     pub last_mean_accuracy: f64,
@@ -215,6 +218,9 @@ pub fn finish(f: &Finished) -> Result<Summary> {
         best_times_sampled: best.as_ref().map(|b| b.times_sampled),
         test_accuracy_mean: (!test_accuracies.is_empty()).then_some(mean),
         test_accuracy_sd: (!test_accuracies.is_empty()).then_some(sd),
+        bayes_test_accuracy: matches!(source, Source::Moons).then(|| {
+            crate::data::moons_bayes_accuracy(&splits.test, DataSettings::default().noise)
+        }),
         test_accuracies,
         distinct_architectures: distinct_architectures(records),
         last_mean_accuracy: last_mean,
@@ -325,10 +331,17 @@ pub fn print_summary(summary: &Summary, out: &Path) {
     }
     if let (Some(m), Some(sd)) = (summary.test_accuracy_mean, summary.test_accuracy_sd) {
         println!(
-            "test accuracy of the best, retrained {} times: {:.2} % +- {:.2}",
+            "test accuracy of the best, retrained {} times: {:.2} % +- {:.2}{}",
             summary.test_accuracies.len(),
             100.0 * m,
-            100.0 * sd
+            100.0 * sd,
+            summary
+                .bayes_test_accuracy
+                .map(|b| format!(
+                    " (the Bayes-optimal classifier: {:.2} % on these test points)",
+                    100.0 * b
+                ))
+                .unwrap_or_default()
         );
     }
     println!(

@@ -67,6 +67,9 @@ pub struct PopulationFigures {
 pub struct BenchReport {
     pub device: String,
     pub threads: i32,
+    /// Microseconds of one tiny libtorch operation (`addmm` of a [32, 8] by [8, 8] batch), the
+    /// floor a training step's operation count multiplies.
+    pub us_per_tiny_op: f64,
     /// Worker threads of the `parallel` figures.
     pub workers: usize,
     pub single: SingleFigures,
@@ -220,7 +223,27 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             });
         }
     }
+    let us_per_tiny_op = {
+        let _guard = tch::no_grad_guard();
+        let opts = (tch::Kind::Float, device);
+        let (b, x, w) = (
+            tch::Tensor::zeros([8], opts),
+            tch::Tensor::ones([32, 8], opts),
+            tch::Tensor::ones([8, 8], opts),
+        );
+        let n = 2000;
+        let secs = timed(args.repeats, || {
+            for _ in 0..n {
+                let _ = b.addmm(&x, &w);
+            }
+            if device.is_cuda() {
+                tch::Cuda::synchronize(0);
+            }
+        });
+        secs * 1e6 / n as f64
+    };
     let report = BenchReport {
+        us_per_tiny_op,
         device: device_name(device),
         threads: tch::get_num_threads(),
         workers: cpu_workers(),

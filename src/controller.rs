@@ -213,10 +213,9 @@ impl Controller {
         sequences: &[Vec<usize>],
         advantages: &[f64],
         beta: f64,
-        gamma: f64,
-        lr: f64,
-        clip: f64,
+        settings: &crate::config::Settings,
     ) -> UpdateStats {
+        let (gamma, lr, clip) = (settings.gamma, settings.controller_lr, settings.grad_clip);
         assert_eq!(sequences.len(), advantages.len());
         let k = sequences.len() as i64;
         let t_max = sequences.iter().map(Vec::len).max().unwrap_or(0);
@@ -297,7 +296,7 @@ impl Controller {
             // Scale the whole gradient down to norm `clip`, as torch's clip_grad_norm_.
             let norm = grads.norm().double_value(&[]);
             if norm > clip {
-                grads = grads * (clip / (norm + 1e-6));
+                grads *= clip / (norm + 1e-6);
             }
         }
         self.adam.step(&mut self.params, &grads, lr);
@@ -409,6 +408,16 @@ mod tests {
         }
     }
 
+    /// gamma 1, lr 1e-2, no clipping.
+    fn plain() -> crate::config::Settings {
+        crate::config::Settings {
+            gamma: 1.0,
+            controller_lr: 1e-2,
+            grad_clip: 0.0,
+            ..Default::default()
+        }
+    }
+
     fn controller(feed_previous: bool) -> Controller {
         Controller::new(
             10,
@@ -424,12 +433,12 @@ mod tests {
         for feed in [false, true] {
             let mut c = controller(feed);
             let before = c.next_probabilities(&[])[3];
-            c.reinforce(&Fixed, &[vec![3, 1, 2]], &[1.0], 0.0, 1.0, 1e-2, 0.0);
+            c.reinforce(&Fixed, &[vec![3, 1, 2]], &[1.0], 0.0, &plain());
             let after = c.next_probabilities(&[])[3];
             assert!(after > before, "feed_previous {feed}: {before} -> {after}");
             // And a negative reward makes it less likely.
             let mut c = controller(feed);
-            c.reinforce(&Fixed, &[vec![3, 1, 2]], &[-1.0], 0.0, 1.0, 1e-2, 0.0);
+            c.reinforce(&Fixed, &[vec![3, 1, 2]], &[-1.0], 0.0, &plain());
             assert!(c.next_probabilities(&[])[3] < before);
         }
     }
@@ -440,7 +449,7 @@ mod tests {
         let mut rng = Pcg64::seed_from_u64(1);
         for _ in 0..5 {
             let seqs = c.sample(&Fixed, 4, &mut rng);
-            let stats = c.reinforce(&Fixed, &seqs, &[0.5, 0.1, 0.9, 0.3], 0.01, 1.0, 1e-2, 0.0);
+            let stats = c.reinforce(&Fixed, &seqs, &[0.5, 0.1, 0.9, 0.3], 0.01, &plain());
             assert!(
                 stats.entropy <= (10f64).ln() + 1e-9 && stats.entropy > 0.0,
                 "{}",
@@ -459,7 +468,7 @@ mod tests {
         // loss = (3 * (ln 10 * 0.5) - 3 * 0.1 * ln 10) / 3 = 0.4 * ln 10.
         let mut c = controller(true);
         let _ = tch::no_grad(|| c.params.zero_());
-        let stats = c.reinforce(&Fixed, &[vec![1, 2, 3]], &[0.5], 0.1, 1.0, 1e-2, 0.0);
+        let stats = c.reinforce(&Fixed, &[vec![1, 2, 3]], &[0.5], 0.1, &plain());
         assert!(
             (stats.loss - 0.4 * 10f64.ln()).abs() < 1e-5,
             "{}",
@@ -541,15 +550,7 @@ mod tests {
                 .map(|q| q.iter().filter(|&&a| a == 2).count() as f64 / 3.0)
                 .collect();
             let adv = baseline.advantages(&rewards);
-            c.reinforce(
-                &Fixed,
-                &seqs,
-                &adv,
-                beta,
-                s.gamma,
-                s.controller_lr,
-                s.grad_clip,
-            );
+            c.reinforce(&Fixed, &seqs, &adv, beta, &s);
             beta = (beta * s.entropy_decay).max(s.entropy_floor);
             if step % 100 == 99 {
                 let p = c.next_probabilities(&[])[2]

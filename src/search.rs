@@ -186,15 +186,8 @@ pub fn run(
                 .map(|(seq, o)| shaping(space, seq) + o.accuracy)
                 .collect();
             let advantages = state.baselines[s].advantages(&rewards);
-            let stats = state.controllers[s].reinforce(
-                space,
-                seqs,
-                &advantages,
-                state.beta,
-                settings.gamma,
-                settings.controller_lr,
-                settings.grad_clip,
-            );
+            let stats =
+                state.controllers[s].reinforce(space, seqs, &advantages, state.beta, settings);
             for (j, ((seq, o), reward)) in seqs.iter().zip(outcomes).zip(&rewards).enumerate() {
                 records.push(RolloutRecord {
                     search: s,

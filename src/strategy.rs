@@ -73,15 +73,8 @@ impl Strategy for Reinforce<'_> {
         let rewards: Vec<f64> = results.iter().map(|(_, f)| *f).collect();
         let advantages = self.baseline.advantages(&rewards);
         let s = &self.settings;
-        self.controller.reinforce(
-            self.space,
-            &self.pending,
-            &advantages,
-            self.beta,
-            s.gamma,
-            s.controller_lr,
-            s.grad_clip,
-        );
+        self.controller
+            .reinforce(self.space, &self.pending, &advantages, self.beta, s);
         self.beta = (self.beta * s.entropy_decay.powi(results.len() as i32)).max(s.entropy_floor);
         self.pending.clear();
         Ok(())

@@ -243,17 +243,30 @@ fn retrain(
     best: &report::Best,
 ) -> (Vec<f64>, Option<Child>) {
     let spec = space.decode(&best.decisions, tensors.n_features, tensors.n_classes);
+    retrain_and_test(
+        &spec,
+        &settings.child,
+        tensors,
+        settings.seed,
+        settings.retrain_seeds,
+    )
+}
+
+/// Trains `spec` from scratch `times` times (seeds from `seed`) and tests each child once;
+/// returns the test accuracies and the first child (for the boundary plot).
+pub fn retrain_and_test(
+    spec: &crate::mlp::MlpSpec,
+    child: &crate::config::ChildSettings,
+    tensors: &TensorData,
+    seed: u64,
+    times: usize,
+) -> (Vec<f64>, Option<Child>) {
     let mut first = None;
     let mut accuracies = Vec::new();
-    for i in 0..settings.retrain_seeds {
-        let (child, _) = train_child(
-            &spec,
-            tensors,
-            &settings.child,
-            retrain_seed(settings.seed, i),
-        );
-        accuracies.push(child.accuracy(&tensors.test));
-        first.get_or_insert(child);
+    for i in 0..times {
+        let (trained, _) = train_child(spec, tensors, child, retrain_seed(seed, i));
+        accuracies.push(trained.accuracy(&tensors.test));
+        first.get_or_insert(trained);
     }
     (accuracies, first)
 }

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::child::interpret;
 use super::strategy::{evolution, random, ChoiceListSpace};
-use crate::child::{train_child, TensorData};
+use crate::child::TensorData;
 use crate::cli::{device_name, parse_device, ChoiceListArgs, StrategyChoice};
 use crate::config::{
     DataSettings, Settings, CL_BATCH, CL_BINS, MOVING_AVERAGE, RETRAIN_SEEDS, TORCH_THREADS,
@@ -517,17 +517,14 @@ fn finish(
             &settings.child,
         )
         .map_err(anyhow::Error::msg)?;
-        let mut first = None;
-        for i in 0..RETRAIN_SEEDS {
-            let (child, _) = train_child(
-                &spec,
-                tensors,
-                &child_settings,
-                crate::summary::retrain_seed(run.seed, i),
-            );
-            test_accuracies.push(child.accuracy(&tensors.test));
-            first.get_or_insert(child);
-        }
+        let (accuracies, first) = crate::summary::retrain_and_test(
+            &spec,
+            &child_settings,
+            tensors,
+            run.seed,
+            RETRAIN_SEEDS,
+        );
+        test_accuracies = accuracies;
         if let Some(child) = first {
             let title = format!(
                 "Best configuration ({}, dev accuracy {:.3})",

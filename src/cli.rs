@@ -251,6 +251,12 @@ pub fn device_name(device: Device) -> String {
 /// Parses the command line, runs it, and turns the outcome into an exit code.
 pub fn main() -> i32 {
     install_panic_hook();
+    // Like other Unix tools, end quietly when stdout's reader goes away (`archsearch ... | head`)
+    // instead of failing on the next print. SAFETY: setting a signal's action to the default
+    // at start-up, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let matches = Cli::command().get_matches();
     let mut cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
@@ -264,6 +270,8 @@ pub fn main() -> i32 {
         "dataset",
         "rollouts_per_update",
         "searches",
+        "preset",
+        "overrides",
     ]
     .into_iter()
     .filter(|id| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine))

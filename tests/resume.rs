@@ -157,6 +157,12 @@ fn bad_checkpoints_are_refused_and_nothing_is_touched() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("seed: was 1, now 2"), "{err}");
+    let o = archsearch(&["--resume", out_s, "--set", "controller_lr=0.5"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("controller_lr: was 0.01, now 0.5"));
+    let o = archsearch(&["--resume", out_s, "--preset", "reference"]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("preset: was \"default\", now \"reference\"")
+    );
     let o = archsearch(&["--resume", out_s, "--rollouts", "20"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("rollouts: was 10, now 20"));
     assert_eq!(snapshot(&out), before);

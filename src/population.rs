@@ -30,15 +30,6 @@ struct Layout {
     kinds: Vec<Vec<Kind6>>, // [slot][child]
 }
 
-impl Clone for Layout {
-    fn clone(&self) -> Self {
-        Layout {
-            kinds: self.kinds.clone(),
-            ..*self
-        }
-    }
-}
-
 impl Layout {
     fn new(specs: &[MlpSpec]) -> Layout {
         let slots = specs.iter().map(|s| s.layers.len()).max().unwrap_or(0);

@@ -172,14 +172,7 @@ fn optional_bool(fields: &Fields, name: &str, path: &str) -> Result<bool, UsageE
 
 #[cfg(test)]
 mod tests {
-    use super::super::yaml::parse_space;
-
-    fn error(text: &str) -> String {
-        match parse_space(text) {
-            Ok(p) => panic!("accepted: {p:?}"),
-            Err(e) => e.0,
-        }
-    }
+    use super::super::yaml::tests::error;
 
     #[test]
     fn missing_and_unknown_fields_are_reported() {

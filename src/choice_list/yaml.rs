@@ -119,10 +119,11 @@ pub(super) fn options_in(items: &[MarkedYaml], path: &str) -> Result<Vec<Param>,
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn error(text: &str) -> String {
+    /// The message of a space the parser refuses (shared with mapping.rs's tests).
+    pub(in crate::choice_list) fn error(text: &str) -> String {
         match parse_space(text) {
             Ok(p) => panic!("accepted: {p:?}"),
             Err(e) => e.0,

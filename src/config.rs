@@ -66,6 +66,11 @@ pub const EVOLUTION_POPULATION: usize = 100; // aging evolution's population (ha
 pub const EVOLUTION_SAMPLE_SIZE: usize = 20; // members drawn per tournament
 pub const EVOLUTION_EPS: f64 = 0.1; // probability that a random sample replaces the mutation
 
+// --- Image data (src/data/images) ---
+pub const IMAGE_DEV_FRACTION: f64 = 0.1; // MNIST, Fashion-MNIST, CIFAR-10: dev is this last part of the official training set
+pub const MAX_DATA_FILE_BYTES: u64 = 1 << 30; // an image file (after gunzip) larger than this is refused
+pub const DIGITS_PIXEL_MAX: f32 = 16.0; // the bundled digits' pixels count 4x4 blocks: 0 to 16
+
 // --- Final evaluation ---
 pub const RETRAIN_SEEDS: usize = 5; // the best architecture is retrained this often and tested
 

@@ -31,6 +31,10 @@ pub struct BenchArgs {
     /// Timed repetitions per figure (the median is reported)
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=100))]
     pub repeats: u64,
+    /// Instead: train the baseline CNN on the digits with seeds 0 to repeats-1 (the general
+    /// trainer's defaults) and report test accuracy and seconds per epoch
+    #[arg(long)]
+    pub cnn: bool,
 }
 
 /// The benchmark's child: the reference's example architecture, 2-8-8-4-2.
@@ -130,6 +134,9 @@ fn timed_warm(repeats: u64, mut f: impl FnMut()) -> f64 {
 pub fn run(args: &BenchArgs) -> Result<()> {
     let device = parse_device(&args.device)?;
     tch::set_num_threads(TORCH_THREADS);
+    if args.cnn {
+        return cnn(args, device);
+    }
     let splits = data::load(&Source::Moons, &DataSettings::default())?;
     let tensors = TensorData::new(&splits, device);
     let settings = ChildSettings::default();
@@ -281,6 +288,54 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 label, p.us_per_child_step, p.rollouts_per_s
             );
         }
+    }
+    Ok(())
+}
+
+/// `archsearch bench --cnn`: the baseline CNN on the digits, one training per seed.
+fn cnn(args: &BenchArgs, device: tch::Device) -> Result<()> {
+    let settings = crate::config::TrainerSettings::default();
+    let never = std::sync::atomic::AtomicBool::new(false);
+    let runs = (0..args.repeats)
+        .map(|seed| crate::nn::cnn::train_on_digits(&settings, seed, device, &never))
+        .collect::<Result<Vec<_>>>()?;
+    let accuracies: Vec<f64> = runs.iter().map(|r| r.test_accuracy).collect();
+    let (mean, sd) = crate::report::mean_sd(&accuracies);
+    let per_epoch = median(runs.iter().map(|r| r.seconds_per_epoch).collect());
+    if args.json {
+        let report = serde_json::json!({
+            "device": device_name(device),
+            "threads": tch::get_num_threads(),
+            "settings": settings,
+            "runs": runs,
+            "test_accuracy_mean": mean,
+            "test_accuracy_sd": sd,
+            "seconds_per_epoch_median": per_epoch,
+        });
+        println!("{report}");
+    } else {
+        println!(
+            "baseline CNN on the digits, device {}, {} intra-op thread(s), {} epochs",
+            device_name(device),
+            tch::get_num_threads(),
+            settings.epochs
+        );
+        for r in &runs {
+            println!(
+                "seed {}: test accuracy {:.2} %, best dev {:.2} %, {:.3} s per epoch",
+                r.seed,
+                100.0 * r.test_accuracy,
+                100.0 * r.best_dev_accuracy,
+                r.seconds_per_epoch
+            );
+        }
+        println!(
+            "test accuracy {:.2} % +- {:.2} (min {:.2} %); median {:.3} s per epoch",
+            100.0 * mean,
+            100.0 * sd,
+            100.0 * accuracies.iter().copied().fold(1.0, f64::min),
+            per_epoch
+        );
     }
     Ok(())
 }

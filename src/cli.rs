@@ -143,9 +143,13 @@ pub struct SearchArgs {
     /// Points to search on instead of the moons: a CSV file with header x1,x2,label
     #[arg(long, conflicts_with = "dataset", value_name = "FILE.csv")]
     pub data: Option<PathBuf>,
-    /// A real dataset from linfa-datasets instead of the moons
-    #[arg(long, value_parser = crate::data::NAMED_DATASETS)]
+    /// A real dataset instead of the moons: iris and winequality (linfa-datasets), the 8x8
+    /// digits (bundled), or mnist, fashion-mnist and cifar10 read from --data-dir
+    #[arg(long, value_parser = crate::data::DATASETS)]
     pub dataset: Option<String>,
+    /// The folder holding the files of --dataset mnist, fashion-mnist or cifar10 (never downloaded)
+    #[arg(long, value_name = "DIR", requires = "dataset")]
+    pub data_dir: Option<PathBuf>,
     /// Rollouts sampled per controller update; their children train together (K)
     #[arg(long, allow_negative_numbers = true, default_value_t = config::ROLLOUTS_PER_UPDATE as u64, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub rollouts_per_update: u64,
@@ -189,11 +193,11 @@ impl SearchArgs {
     }
 
     /// Where the points come from.
-    pub fn source(&self) -> Source {
+    pub fn source(&self) -> Result<Source, UsageError> {
         match (&self.data, &self.dataset) {
-            (Some(path), _) => Source::Csv(path.clone()),
-            (None, Some(name)) => Source::Named(name.clone()),
-            (None, None) => Source::Moons,
+            (Some(path), _) => Ok(Source::Csv(path.clone())),
+            (None, Some(name)) => crate::data::images::source_for(name, self.data_dir.as_deref()),
+            (None, None) => Ok(Source::Moons),
         }
     }
 }
@@ -268,6 +272,7 @@ pub fn main() -> i32 {
         "device",
         "data",
         "dataset",
+        "data_dir",
         "rollouts_per_update",
         "searches",
         "preset",

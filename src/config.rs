@@ -66,6 +66,32 @@ pub const EVOLUTION_POPULATION: usize = 100; // aging evolution's population (ha
 pub const EVOLUTION_SAMPLE_SIZE: usize = 20; // members drawn per tournament
 pub const EVOLUTION_EPS: f64 = 0.1; // probability that a random sample replaces the mutation
 
+// --- Image data (src/data/images) ---
+pub const IMAGE_DEV_FRACTION: f64 = 0.1; // MNIST, Fashion-MNIST, CIFAR-10: dev is this last part of the official training set
+pub const MAX_DATA_FILE_BYTES: u64 = 1 << 30; // an image file (after gunzip) larger than this is refused
+pub const DIGITS_PIXEL_MAX: f32 = 16.0; // the bundled digits' pixels count 4x4 blocks: 0 to 16
+
+// --- General trainer (any tch module: src/nn/train.rs) ---
+pub const TRAIN_OPTIMIZER: Optimizer = Optimizer::Sgd; // Sgd (with the momentum below) or Adam
+pub const TRAIN_LR: f64 = 0.1; // learning rate at the start, annealed by a cosine
+pub const TRAIN_LR_MIN: f64 = 0.0; // learning rate the cosine reaches after the last step
+pub const TRAIN_MOMENTUM: f64 = 0.9; // SGD momentum (Adam uses ADAM_BETAS)
+pub const TRAIN_NESTEROV: bool = true; // Nesterov momentum (SGD)
+pub const TRAIN_WEIGHT_DECAY: f64 = 5e-4; // L2 penalty added to the gradient, both optimisers
+pub const TRAIN_EPOCHS: usize = 20; // epochs at most; the cosine spans all of them
+pub const TRAIN_BATCH_SIZE: usize = 32; // mini-batch size, reshuffled every epoch
+pub const TRAIN_GRAD_CLIP: f64 = 5.0; // clip the gradients' global L2 norm to this; 0 = off
+pub const TRAIN_PATIENCE: usize = 0; // stop after this many epochs without a better dev accuracy; 0 = never
+pub const TRAIN_KEEP_BEST: bool = true; // end with the weights of the best dev epoch, not the last
+pub const EVAL_BATCH_SIZE: usize = 1000; // examples per forward pass when evaluating
+pub const GRAD_CLIP_EPS: f64 = 1e-6; // scale = max / (norm + this), as PyTorch's clip_grad_norm_
+pub const TRAIN_LR_LIMIT: f64 = 1e3; // larger learning rates are refused (libtorch's Adam overflows near 1e38)
+
+// --- Baseline CNN (src/nn/cnn.rs) ---
+pub const CNN_CHANNELS: [i64; 3] = [16, 32, 64]; // output channels of the three conv layers
+pub const CNN_STRIDES: [i64; 3] = [1, 2, 2]; // their strides (8x8 digits: 8, 4, 2 pixels a side)
+pub const CNN_KERNEL: i64 = 3; // kernel side, padded to keep the size at stride 1
+
 // --- Final evaluation ---
 pub const RETRAIN_SEEDS: usize = 5; // the best architecture is retrained this often and tested
 
@@ -289,6 +315,101 @@ impl Settings {
             .validate()
             .map_err(|e| format!("`--set {assignment}`: {e}"))?;
         *self = updated;
+        Ok(())
+    }
+}
+
+/// The optimisers of the general trainer (tch's implementations).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Optimizer {
+    /// Stochastic gradient descent with momentum (Nesterov's when `nesterov`).
+    Sgd,
+    /// Adam (Kingma & Ba 2015) with ADAM_BETAS and ADAM_EPS.
+    Adam,
+}
+
+/// How the general trainer (`nn::train`) trains a network.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainerSettings {
+    pub optimizer: Optimizer,
+    pub lr: f64,
+    pub lr_min: f64,
+    pub momentum: f64,
+    pub nesterov: bool,
+    pub weight_decay: f64,
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// Global L2 norm the gradients are clipped to; 0 = no clipping.
+    pub grad_clip: f64,
+    /// Epochs without a better dev accuracy before stopping; 0 = run every epoch.
+    pub patience: usize,
+    /// Restore the weights (and batch-norm statistics) of the best dev epoch at the end.
+    pub keep_best: bool,
+    pub eval_batch_size: usize,
+}
+
+impl Default for TrainerSettings {
+    fn default() -> Self {
+        TrainerSettings {
+            optimizer: TRAIN_OPTIMIZER,
+            lr: TRAIN_LR,
+            lr_min: TRAIN_LR_MIN,
+            momentum: TRAIN_MOMENTUM,
+            nesterov: TRAIN_NESTEROV,
+            weight_decay: TRAIN_WEIGHT_DECAY,
+            epochs: TRAIN_EPOCHS,
+            batch_size: TRAIN_BATCH_SIZE,
+            grad_clip: TRAIN_GRAD_CLIP,
+            patience: TRAIN_PATIENCE,
+            keep_best: TRAIN_KEEP_BEST,
+            eval_batch_size: EVAL_BATCH_SIZE,
+        }
+    }
+}
+
+impl TrainerSettings {
+    /// Checks every value; the error names the setting and the allowed range.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.lr > 0.0 && self.lr <= TRAIN_LR_LIMIT) {
+            return Err(format!(
+                "lr must be above 0 and at most {TRAIN_LR_LIMIT}, got {}",
+                self.lr
+            ));
+        }
+        if !(self.lr_min.is_finite() && (0.0..=self.lr).contains(&self.lr_min)) {
+            return Err(format!(
+                "lr_min must be between 0 and lr ({}), got {}",
+                self.lr, self.lr_min
+            ));
+        }
+        for (name, v) in [
+            ("momentum", self.momentum),
+            ("weight_decay", self.weight_decay),
+            ("grad_clip", self.grad_clip),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(format!(
+                    "{name} must be a finite number of at least 0, got {v}"
+                ));
+            }
+        }
+        if self.momentum >= 1.0 {
+            return Err(format!("momentum must be below 1, got {}", self.momentum));
+        }
+        if self.nesterov && self.optimizer == Optimizer::Sgd && self.momentum == 0.0 {
+            return Err("nesterov needs a momentum above 0".into());
+        }
+        for (name, v) in [
+            ("epochs", self.epochs),
+            ("batch_size", self.batch_size),
+            ("eval_batch_size", self.eval_batch_size),
+        ] {
+            if v == 0 {
+                return Err(format!("{name} must be at least 1"));
+            }
+        }
         Ok(())
     }
 }

@@ -1,5 +1,8 @@
 //! The data children learn: sklearn `make_moons` (REFERENCE.md section 1), points read from a
-//! CSV file, or the iris and winequality datasets of linfa-datasets; split 70/10/20 in order.
+//! CSV file, the iris and winequality datasets of linfa-datasets, or images (`images`); split
+//! 70/10/20 in order.
+
+pub mod images;
 
 use std::path::Path;
 
@@ -29,6 +32,8 @@ pub struct Splits {
     pub train: Dataset,
     pub dev: Dataset,
     pub test: Dataset,
+    /// Images: the shape of one, whose pixels each point holds flattened (C, H, W order).
+    pub image: Option<images::ImageShape>,
 }
 
 /// Where the points come from, as the user asked on the command line.
@@ -37,10 +42,21 @@ pub enum Source {
     Moons,
     Csv(std::path::PathBuf),
     Named(String),
+    Images(images::ImageSource),
 }
 
-/// The named datasets `--dataset` accepts.
+/// The named datasets of linfa-datasets.
 pub const NAMED_DATASETS: [&str; 2] = ["iris", "winequality"];
+
+/// Every dataset `--dataset` accepts: linfa's, then the images.
+pub const DATASETS: [&str; 6] = [
+    "iris",
+    "winequality",
+    "digits",
+    "mnist",
+    "fashion-mnist",
+    "cifar10",
+];
 
 impl Dataset {
     pub fn len(&self) -> usize {
@@ -184,6 +200,7 @@ pub fn split(data: &Dataset, train_fraction: f64, dev_fraction: f64) -> Splits {
         train: data.slice(0..train_end),
         dev: data.slice(train_end..dev_end),
         test: data.slice(dev_end..n),
+        image: None,
     }
 }
 
@@ -193,6 +210,7 @@ pub fn load(source: &Source, settings: &DataSettings) -> Result<Splits> {
         Source::Moons => make_moons(settings.n_points, settings.noise, settings.seed),
         Source::Csv(path) => read_csv(path)?,
         Source::Named(name) => named(name)?.shuffled(settings.seed),
+        Source::Images(images) => return images::load(images, settings),
     };
     let mut splits = split(&data, settings.train_fraction, settings.dev_fraction);
     for (part, what) in [

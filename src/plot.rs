@@ -169,7 +169,7 @@ pub fn accuracy(path: &Path, accuracies: &[f64], rewards: &[f64], window: usize)
     let y_min = reward_ma.iter().copied().fold(0.0f64, f64::min).max(-1.2) - 0.02;
     let frame = Frame {
         size: (WIDTH, HEIGHT),
-        title: "Half-moon NAS: dev accuracy of every sampled child",
+        title: "Architecture search: dev accuracy of every sampled child",
         x: (1.0, accuracies.len().max(2) as f64),
         y: (y_min, 1.02),
         x_label: "rollout",

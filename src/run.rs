@@ -150,14 +150,14 @@ fn resume_start(dir: &Path, args: &SearchArgs) -> Result<Start> {
             differences.join("; ")
         );
     }
-    let source = if given("data") || given("dataset") {
-        args.source()
+    let source = if given("data") || given("dataset") || given("data_dir") {
+        args.source()?
     } else {
         saved.source.clone()
     };
     if source != saved.source {
         usage_bail!(
-            "{} was searched on {:?}, not {:?}; resume without --data/--dataset",
+            "{} was searched on {:?}, not {:?}; resume without --data/--dataset/--data-dir",
             dir.display(),
             saved.source,
             source
@@ -195,7 +195,7 @@ pub fn search(args: &SearchArgs) -> Result<i32> {
             Start {
                 out: PathBuf::new(),
                 settings: args.settings()?,
-                source: args.source(),
+                source: args.source()?,
                 device,
                 resumed: None,
             }
@@ -352,5 +352,6 @@ fn source_name(source: &Source) -> String {
         Source::Moons => "the half moons".into(),
         Source::Csv(p) => p.display().to_string(),
         Source::Named(n) => n.clone(),
+        Source::Images(images) => images.dataset.name().into(),
     }
 }

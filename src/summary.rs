@@ -322,7 +322,7 @@ fn accuracy_figure(path: &Path, per_search: &[Vec<&RolloutRecord>], window: usiz
         .max(-1.2);
     plot::curves(
         path,
-        &format!("Half-moon NAS: {s} searches in lockstep"),
+        &format!("Architecture search: {s} searches in lockstep"),
         "rollout",
         "dev accuracy / reward",
         &curves,

@@ -14,6 +14,7 @@ pub mod controller;
 pub mod data;
 pub mod error;
 pub mod mlp;
+pub mod outdir;
 pub mod plot;
 pub mod population;
 pub mod progress;

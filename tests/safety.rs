@@ -593,3 +593,116 @@ fn a_bad_output_file_is_refused_before_any_work() {
         .unwrap()
         .starts_with(b"\x89PNG"));
 }
+
+#[test]
+fn stopped_mid_batch_by_sigterm_and_resumed_it_is_the_same_search() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = |out: &Path| -> Vec<String> {
+        [
+            "--rollouts",
+            "40",
+            "--rollouts-per-update",
+            "2",
+            "--seed",
+            "5",
+            "--set",
+            "retrain_seeds=2",
+            "--out",
+            out.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let whole = dir.path().join("whole");
+    let o = bin().args(args(&whole)).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // Stopped while children train (a batch is given up), then resumed, three times over.
+    let pieces = dir.path().join("pieces");
+    let pieces_s = pieces.to_str().unwrap().to_string();
+    let mut next = args(&pieces);
+    let mut stops = 0;
+    for wait in [300u64, 700, 1100] {
+        let mut child = bin()
+            .args(&next)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = stderr_lines(&mut child);
+        wait_for(&lines, "archsearch: 40 rollouts");
+        std::thread::sleep(Duration::from_millis(wait));
+        match terminate(&mut child, 60) {
+            Some(130) => stops += 1,
+            Some(0) => break,
+            other => panic!("exit {other:?}"),
+        }
+        next = vec!["--resume".into(), pieces_s.clone()];
+    }
+    assert!(stops >= 1, "never stopped: the test proves nothing");
+    let o = bin().args(&next).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(csv_without_seconds(&pieces), csv_without_seconds(&whole));
+    for key in ["best_architecture", "test_accuracies", "interrupted"] {
+        assert_eq!(summary(&pieces)[key], summary(&whole)[key], "{key}");
+    }
+}
+
+#[cfg(feature = "choice-list")]
+#[test]
+fn choice_list_stopped_by_sigterm_and_resumed_is_the_same_search() {
+    let dir = tempfile::tempdir().unwrap();
+    let space = format!("{}/spaces/mlp.yaml", env!("CARGO_MANIFEST_DIR"));
+    let args = |out: &Path| -> Vec<String> {
+        [
+            "choice-list",
+            "--space",
+            &space,
+            "--strategy",
+            "all",
+            "--evaluations",
+            "16",
+            "--out",
+            out.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let whole = dir.path().join("whole");
+    let o = bin().args(args(&whole)).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let pieces = dir.path().join("pieces");
+    let pieces_s = pieces.to_str().unwrap().to_string();
+    let mut next = args(&pieces);
+    let mut stops = 0;
+    for wait in [300u64, 900, 1500] {
+        let mut child = bin()
+            .args(&next)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // From the moment the run's files exist.
+        while !pieces.join("rollouts.csv").exists() && child.try_wait().unwrap().is_none() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(wait));
+        match terminate(&mut child, 60) {
+            Some(130) => stops += 1,
+            Some(0) => break,
+            other => panic!("exit {other:?}"),
+        }
+        assert_eq!(summary(&pieces)["interrupted"], true);
+        next = vec!["choice-list".into(), "--resume".into(), pieces_s.clone()];
+    }
+    assert!(stops >= 1, "never stopped: the test proves nothing");
+    let o = bin().args(&next).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(csv_without_seconds(&pieces), csv_without_seconds(&whole));
+    for key in ["best_configuration", "test_accuracies", "interrupted"] {
+        assert_eq!(summary(&pieces)[key], summary(&whole)[key], "{key}");
+    }
+}

@@ -141,6 +141,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let tensors = TensorData::new(&splits, device);
     let settings = ChildSettings::default();
     let steps_per_epoch = splits.train.len().div_ceil(settings.batch_size);
+    // The benchmark keeps the default signal actions: Ctrl-C ends it at once.
+    let never = crate::outdir::Stop::new();
     // Fixed-length training (no early stopping) for per-step figures.
     let epochs = ChildSettings {
         max_epochs: 10,
@@ -153,14 +155,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let mut seed = 0;
     let secs = timed(args.repeats, || {
         seed += 1;
-        crate::child::train_child(&spec, &tensors, &epochs, seed);
+        crate::child::train_child(&spec, &tensors, &epochs, seed, &never);
     });
     let us_per_step = secs * 1e6 / (epochs.max_epochs * steps_per_epoch) as f64;
     // Whole rollouts: random architectures trained to early stopping, one after another.
     let specs = random_specs(16, 1);
     let secs = timed(args.repeats, || {
         for (i, s) in specs.iter().enumerate() {
-            crate::child::train_child(s, &tensors, &settings, i as u64);
+            crate::child::train_child(s, &tensors, &settings, i as u64, &never);
         }
     });
     let single = SingleFigures {
@@ -180,14 +182,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         let seeds: Vec<u64> = (0..k as u64).collect();
         let per_step = |secs: f64| secs * 1e6 / (short.max_epochs * steps_per_epoch * k) as f64;
         let secs = timed(args.repeats, || {
-            train_population(&specs, &seeds, &tensors, &short);
+            train_population(&specs, &seeds, &tensors, &short, &never);
         });
         let us_per_child_step = per_step(secs);
         // Whole trainings to early stopping, warm from the timing above; fewer repetitions for
         // the largest populations so the benchmark stays short.
         let full_repeats = if k >= 64 { 1 } else { args.repeats };
         let secs = timed_warm(full_repeats, || {
-            train_population(&specs, &seeds, &tensors, &settings);
+            train_population(&specs, &seeds, &tensors, &settings, &never);
         });
         population.push(PopulationFigures {
             k,
@@ -212,6 +214,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 ParallelTrainer {
                     data: &tensors,
                     workers,
+                    stop: never.clone(),
                 }
                 .train_batch(&short_jobs);
             });
@@ -220,6 +223,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 ParallelTrainer {
                     data: &tensors,
                     workers,
+                    stop: never.clone(),
                 }
                 .train_batch(&full_jobs);
             });
@@ -259,22 +263,27 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         parallel,
     };
     if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+        crate::outln!("{}", serde_json::to_string(&report)?);
     } else {
-        println!(
+        crate::outln!(
             "device {}, {} intra-op thread(s) per trainer",
-            report.device, report.threads
+            report.device,
+            report.threads
         );
-        println!(
+        crate::outln!(
             "{:<22} {:>18} {:>14}",
-            "path", "us per child step", "rollouts/s"
+            "path",
+            "us per child step",
+            "rollouts/s"
         );
-        println!(
+        crate::outln!(
             "{:<22} {:>18.1} {:>14.1}",
-            "single (fast path)", report.single.us_per_step, report.single.rollouts_per_s
+            "single (fast path)",
+            report.single.us_per_step,
+            report.single.rollouts_per_s
         );
         for p in &report.population {
-            println!(
+            crate::outln!(
                 "{:<22} {:>18.1} {:>14.1}",
                 format!("population k={}", p.k),
                 p.us_per_child_step,
@@ -283,9 +292,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         }
         for p in &report.parallel {
             let label = format!("{} threads k={}", report.workers, p.k);
-            println!(
+            crate::outln!(
                 "{:<22} {:>18.1} {:>14.1}",
-                label, p.us_per_child_step, p.rollouts_per_s
+                label,
+                p.us_per_child_step,
+                p.rollouts_per_s
             );
         }
     }
@@ -312,16 +323,16 @@ fn cnn(args: &BenchArgs, device: tch::Device) -> Result<()> {
             "test_accuracy_sd": sd,
             "seconds_per_epoch_median": per_epoch,
         });
-        println!("{report}");
+        crate::outln!("{report}");
     } else {
-        println!(
+        crate::outln!(
             "baseline CNN on the digits, device {}, {} intra-op thread(s), {} epochs",
             device_name(device),
             tch::get_num_threads(),
             settings.epochs
         );
         for r in &runs {
-            println!(
+            crate::outln!(
                 "seed {}: test accuracy {:.2} %, best dev {:.2} %, {:.3} s per epoch",
                 r.seed,
                 100.0 * r.test_accuracy,
@@ -329,7 +340,7 @@ fn cnn(args: &BenchArgs, device: tch::Device) -> Result<()> {
                 r.seconds_per_epoch
             );
         }
-        println!(
+        crate::outln!(
             "test accuracy {:.2} % +- {:.2} (min {:.2} %); median {:.3} s per epoch",
             100.0 * mean,
             100.0 * sd,

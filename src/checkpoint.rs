@@ -81,7 +81,7 @@ pub fn save(dir: &Path, checkpoint: &Checkpoint) -> Result<()> {
     let body = serde_json::to_vec(checkpoint).context("cannot serialise the checkpoint")?;
     let mut bytes = format!("{MAGIC} {:016x} {}\n", fnv1a(&body), body.len()).into_bytes();
     bytes.extend_from_slice(&body);
-    crate::report::write_atomically(&path(dir), &bytes)?;
+    crate::outdir::write_atomically(&path(dir), &bytes)?;
     // Make the rename itself durable.
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();

@@ -12,6 +12,7 @@ use crate::adam::Adam;
 use crate::config::ChildSettings;
 use crate::data::Splits;
 use crate::mlp::{Activation, Layer, MlpSpec};
+use crate::outdir::Stop;
 
 /// A split's tensors on the training device; the labels also one-hot for the loss gradient.
 pub struct TensorSplit {
@@ -297,16 +298,18 @@ impl Child {
 }
 
 /// Trains a freshly initialised child of `spec`; every random draw (initial weights, then one
-/// shuffle of the train split per epoch) comes from a generator seeded with `seed`.
+/// shuffle of the train split per epoch) comes from a generator seeded with `seed`. A `stop`
+/// cuts the training short (see `train`).
 pub fn train_child(
     spec: &MlpSpec,
     data: &TensorData,
     settings: &ChildSettings,
     seed: u64,
+    stop: &Stop,
 ) -> (Child, TrainOutcome) {
     let mut rng = Pcg64::seed_from_u64(seed);
     let mut child = Child::new(spec, data.device, &mut rng);
-    let outcome = train(&mut child, data, settings, &mut rng);
+    let outcome = train(&mut child, data, settings, &mut rng, stop);
     (child, outcome)
 }
 
@@ -333,12 +336,15 @@ pub fn permutation(n: usize, rng: &mut impl rand::Rng, device: Device) -> Tensor
     Tensor::from_slice(&order).to_device(device)
 }
 
-/// Trains `child` with early stopping; returns what the search needs to know.
+/// Trains `child` with early stopping; returns what the search needs to know. It looks at
+/// `stop` before every mini-batch and returns at once when it is set: an outcome returned after
+/// a stop was requested is incomplete, and the caller drops it.
 pub fn train(
     child: &mut Child,
     data: &TensorData,
     settings: &ChildSettings,
     rng: &mut impl rand::Rng,
+    stop: &Stop,
 ) -> TrainOutcome {
     let _guard = tch::no_grad_guard();
     let n = data.train.x.size()[0];
@@ -352,6 +358,14 @@ pub fn train(
         let xs = data.train.x.index_select(0, &order).split(batch, 0);
         let ys = data.train.one_hot.index_select(0, &order).split(batch, 0);
         for (x, y) in xs.iter().zip(&ys) {
+            if stop.requested() {
+                return TrainOutcome {
+                    accuracy,
+                    epochs: history.len(),
+                    diverged,
+                    history,
+                };
+            }
             child.backward(x, y, Some((settings.dropout, &mut *rng)));
             child
                 .adam
@@ -514,7 +528,7 @@ mod tests {
             Layer::Linear(16),
             Layer::Act(Tanh),
         ]);
-        let (child, outcome) = train_child(&s, &data, &ChildSettings::default(), 11);
+        let (child, outcome) = train_child(&s, &data, &ChildSettings::default(), 11, &Stop::new());
         assert!(!outcome.diverged);
         assert!(
             outcome.accuracy >= 0.95,
@@ -539,8 +553,8 @@ mod tests {
             max_epochs: 5,
             ..ChildSettings::default()
         };
-        let (_, a) = train_child(&s, &data, &settings, 1);
-        let (_, b) = train_child(&s, &data, &settings, 1);
+        let (_, a) = train_child(&s, &data, &settings, 1, &Stop::new());
+        let (_, b) = train_child(&s, &data, &settings, 1, &Stop::new());
         assert_eq!(a, b);
     }
 
@@ -553,9 +567,35 @@ mod tests {
             max_epochs: 20,
             ..ChildSettings::default()
         };
-        let (_, outcome) = train_child(&s, &data, &settings, 1);
+        let (_, outcome) = train_child(&s, &data, &settings, 1, &Stop::new());
         assert!(outcome.diverged, "{outcome:?}");
         assert_eq!(outcome.accuracy, 0.0);
+    }
+
+    #[test]
+    fn a_stop_ends_even_an_endless_training() {
+        let data = moons_data();
+        let s = spec(vec![Layer::Linear(8), Layer::Act(Tanh)]);
+        let endless = ChildSettings {
+            max_epochs: usize::MAX,
+            patience: usize::MAX,
+            ..ChildSettings::default()
+        };
+        let stop = Stop::new();
+        stop.request();
+        let (_, outcome) = train_child(&s, &data, &endless, 1, &stop);
+        assert_eq!(outcome.epochs, 0);
+        // Asked from another thread while it trains: it returns (without the stop, never).
+        let stop = Stop::new();
+        let asker = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                stop.request();
+            })
+        };
+        let _ = train_child(&s, &data, &endless, 1, &stop);
+        asker.join().unwrap();
     }
 
     proptest! {

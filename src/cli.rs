@@ -43,10 +43,11 @@ pub struct MoonsArgs {
 }
 
 fn moons(args: &MoonsArgs) -> anyhow::Result<i32> {
+    crate::outdir::check_file_out(&args.out, "csv", "the points")?;
     let d = crate::config::DataSettings::default();
     let points = crate::data::make_moons(d.n_points, d.noise, d.seed);
     crate::data::write_csv(&points, &args.out)?;
-    println!("wrote {} points to {}", points.len(), args.out.display());
+    crate::outln!("wrote {} points to {}", points.len(), args.out.display());
     Ok(0)
 }
 
@@ -107,6 +108,9 @@ pub struct ChoiceListArgs {
     /// No progress bar or progress lines
     #[arg(long, short)]
     pub quiet: bool,
+    /// The flags given on the command line (not defaulted), by field name.
+    #[arg(skip)]
+    pub given: Vec<String>,
 }
 
 /// `archsearch choice-list` in a build without the feature: say how to get it.
@@ -282,6 +286,15 @@ pub fn main() -> i32 {
     .filter(|id| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
     .map(String::from)
     .collect();
+    if let (Some(Command::ChoiceList(args)), Some(sub)) =
+        (&mut cli.command, matches.subcommand_matches("choice-list"))
+    {
+        args.given = ["strategy", "evaluations", "seed", "seeds", "device"]
+            .into_iter()
+            .filter(|id| sub.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
+            .map(String::from)
+            .collect();
+    }
     let outcome = match cli.command {
         Some(Command::Bench(args)) => crate::bench::run(&args).map(|_| 0),
         Some(Command::Compare(args)) => crate::compare::run(&args).map(|_| 0),
@@ -293,10 +306,10 @@ pub fn main() -> i32 {
         Ok(code) => code,
         Err(e) => {
             if let Some(usage) = e.downcast_ref::<UsageError>() {
-                eprintln!("error: {usage}");
+                crate::errln!("error: {usage}");
                 EXIT_USAGE
             } else {
-                eprintln!("error: {e:#}");
+                crate::errln!("error: {e:#}");
                 1
             }
         }
@@ -320,7 +333,7 @@ fn install_panic_hook() {
             .location()
             .map(|l| format!(" ({}:{})", l.file(), l.line()))
             .unwrap_or_default();
-        eprintln!("error: internal failure: {message}{place}\nThis is a bug in archsearch or libtorch; set RUST_BACKTRACE=1 for details.");
+        crate::errln!("error: internal failure: {message}{place}\nThis is a bug in archsearch or libtorch; set RUST_BACKTRACE=1 for details.");
     }));
 }
 

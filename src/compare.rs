@@ -96,6 +96,7 @@ pub fn curve(label: &str, per_search: &[Vec<f64>], window: usize) -> Curve {
 }
 
 pub fn run(args: &CompareArgs) -> Result<()> {
+    crate::outdir::check_file_out(&args.out, "png", "the figure")?;
     let mut curves = Vec::new();
     for spec in &args.runs {
         let Some((label, dir)) = spec.rsplit_once('=') else {
@@ -125,7 +126,7 @@ pub fn run(args: &CompareArgs) -> Result<()> {
         &curves,
         ((low - 0.02).max(0.0), 1.0),
     )?;
-    println!("wrote {}", args.out.display());
+    crate::outln!("wrote {}", args.out.display());
     Ok(())
 }
 

@@ -15,6 +15,7 @@ pub mod data;
 pub mod error;
 pub mod mlp;
 pub mod nn;
+pub mod outdir;
 pub mod plot;
 pub mod population;
 pub mod progress;

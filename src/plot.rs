@@ -61,6 +61,16 @@ fn figure(
     draw: impl FnOnce(&mut Chart) -> Result<(), String>,
 ) -> Result<()> {
     register_font();
+    // plotters never returns from laying out an infinite or NaN axis: refuse those up front.
+    let drawable = |(low, high): (f64, f64)| low.is_finite() && high.is_finite() && low < high;
+    if !drawable(frame.x) || !drawable(frame.y) {
+        return Err(anyhow!(
+            "cannot draw {}: the values span no finite range (x {:?}, y {:?})",
+            path.display(),
+            frame.x,
+            frame.y
+        ));
+    }
     let result = (|| -> Result<(), String> {
         let root = BitMapBackend::new(path, frame.size).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
@@ -386,5 +396,23 @@ mod tests {
         for f in ["a.png", "d.png", "b.png", "c.png"] {
             assert!(is_png(&dir.path().join(f)), "{f}");
         }
+        // Points beyond the f32 range: an error, not a layout that never ends.
+        let mut far = splits.clone();
+        far.train.features[0] = f32::INFINITY;
+        assert!(data(&dir.path().join("far.png"), &far).is_err());
+        let nan = Curve {
+            label: "nan".into(),
+            values: vec![0.5, 0.6],
+            band: None,
+        };
+        assert!(curves(
+            &dir.path().join("n.png"),
+            "t",
+            "x",
+            "y",
+            &[nan],
+            (f64::NAN, 1.0)
+        )
+        .is_err());
     }
 }

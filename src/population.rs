@@ -11,6 +11,7 @@ use crate::adam::Adam;
 use crate::child::{permutation, EarlyStopping, TensorData, TrainOutcome};
 use crate::config::ChildSettings;
 use crate::mlp::{Activation, Layer, MlpSpec, ACTIVATIONS};
+use crate::outdir::Stop;
 
 /// What one slot of the padded network does for one child.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -258,12 +259,14 @@ fn padded(x: &Tensor, k: i64, h: i64) -> Tensor {
 }
 
 /// Trains `specs[j]` seeded `seeds[j]` for every j together; the same outcomes, up to float
-/// rounding, as `child::train_child` one at a time.
+/// rounding, as `child::train_child` one at a time. Like it, returns at once when `stop` is
+/// set, with incomplete outcomes the caller drops.
 pub fn train_population(
     specs: &[MlpSpec],
     seeds: &[u64],
     data: &TensorData,
     settings: &ChildSettings,
+    stop: &Stop,
 ) -> Vec<TrainOutcome> {
     assert_eq!(specs.len(), seeds.len());
     if specs.is_empty() {
@@ -318,6 +321,9 @@ pub fn train_population(
             .view([k, n, c])
             .split(settings.batch_size as i64, 1);
         for (x, y) in xs.iter().zip(&ys) {
+            if stop.requested() {
+                return outcomes;
+            }
             let b = x.size()[1] as f64;
             // Sum over children of each child's mean loss: each gets its own gradient.
             let loss = -(net.forward(x).log_softmax(2, Kind::Float) * y).sum(Kind::Float) / b;
@@ -417,9 +423,9 @@ mod tests {
         };
         let specs = specs();
         let seeds: Vec<u64> = (0..specs.len() as u64).map(|s| 100 + s).collect();
-        let together = train_population(&specs, &seeds, &data, &settings);
+        let together = train_population(&specs, &seeds, &data, &settings, &Stop::new());
         for (j, (spec, &seed)) in specs.iter().zip(&seeds).enumerate() {
-            let (_, alone) = train_child(spec, &data, &settings, seed);
+            let (_, alone) = train_child(spec, &data, &settings, seed, &Stop::new());
             assert_eq!(together[j].epochs, alone.epochs, "child {j}: epochs");
             assert_eq!(together[j].diverged, alone.diverged);
             for (e, (a, b)) in together[j].history.iter().zip(&alone.history).enumerate() {
@@ -483,9 +489,9 @@ mod tests {
         };
         let specs = specs();
         let seeds: Vec<u64> = (0..specs.len() as u64).collect();
-        let together = train_population(&specs, &seeds, &data, &settings);
+        let together = train_population(&specs, &seeds, &data, &settings, &Stop::new());
         for (j, spec) in specs.iter().enumerate() {
-            let (_, alone) = train_child(spec, &data, &settings, seeds[j]);
+            let (_, alone) = train_child(spec, &data, &settings, seeds[j], &Stop::new());
             assert_eq!(together[j].epochs, alone.epochs);
             assert!((together[j].accuracy - alone.accuracy).abs() < 1e-4);
         }

@@ -1,5 +1,5 @@
 //! Progress of a search on stderr: an indicatif bar on a terminal, a plain line every 10 %
-//! otherwise (logs, CI), nothing with --quiet.
+//! otherwise (logs, CI), nothing with --quiet. All of it best effort: a full stderr is ignored.
 
 use std::io::IsTerminal;
 use std::time::Instant;
@@ -48,7 +48,7 @@ impl Progress {
                 || done == self.total)
         {
             self.last_line = done;
-            eprintln!(
+            crate::errln!(
                 "[{:>7.1}s] {done}/{} rollouts  {message}",
                 self.started.elapsed().as_secs_f64(),
                 self.total
@@ -63,9 +63,9 @@ impl Progress {
     }
 }
 
-/// Prints to stderr unless quiet.
+/// Prints to stderr unless quiet; a full or closed stderr is ignored (messages are best effort).
 pub fn say(quiet: bool, text: &str) {
     if !quiet {
-        eprintln!("{text}");
+        crate::errln!("{text}");
     }
 }

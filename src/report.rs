@@ -84,15 +84,23 @@ impl RolloutCsv {
     }
 }
 
+/// rollouts.csv as a resume keeps it: the records up to the checkpoint, and the file's text
+/// with only those rows.
+pub struct ResumedCsv {
+    pub records: Vec<RolloutRecord>,
+    pub text: String,
+}
+
 /// On resume: reads rollouts.csv back, drops a partial last line and every row after rollout
-/// `done` (those rollouts are redone), rewrites the file atomically, and returns its records.
+/// `done` (those rollouts are redone), and checks the rest. Writes nothing: the caller writes
+/// `text` once every other check passed too.
 pub fn resume_csv(
     path: &Path,
     with_search: bool,
     done: usize,
     searches: usize,
     space: &dyn crate::space::SearchSpace,
-) -> Result<Vec<RolloutRecord>> {
+) -> Result<ResumedCsv> {
     let bad = |why: String| -> anyhow::Error {
         crate::error::UsageError::new(format!(
             "{}: {why}; the run cannot be resumed as it is",
@@ -171,12 +179,30 @@ pub fn resume_csv(
             done * searches
         )));
     }
+    // Each search's rows are its rollouts 1, 2, ..., done, in order.
+    let mut next = vec![1usize; searches];
+    for r in &records {
+        match next.get_mut(r.search) {
+            Some(n) if *n == r.rollout => *n += 1,
+            Some(n) => {
+                return Err(bad(format!(
+                    "search {} has rollout {} where rollout {} was expected (a row is missing, repeated or out of order)",
+                    r.search, r.rollout, n
+                )))
+            }
+            None => {
+                return Err(bad(format!(
+                    "a row of search {} where the checkpoint has {searches} searches",
+                    r.search
+                )))
+            }
+        }
+    }
     let mut out = expected.join(",") + "\n";
     for r in &records {
         out.push_str(&csv_line(r, with_search));
     }
-    write_atomically(path, out.as_bytes())?;
-    Ok(records)
+    Ok(ResumedCsv { records, text: out })
 }
 
 /// One CSV line (with its newline); the architecture is quoted, it contains commas.
@@ -284,29 +310,6 @@ pub fn distinct_architectures(records: &[RolloutRecord]) -> usize {
         .map(|r| r.architecture.as_str())
         .collect::<std::collections::HashSet<_>>()
         .len()
-}
-
-/// Writes `value` as pretty JSON through a temporary file renamed into place, so a reader never
-/// sees half a file.
-pub fn write_json_atomically(path: &Path, value: &impl Serialize) -> Result<()> {
-    let text = serde_json::to_string_pretty(value).context("cannot serialise the summary")?;
-    write_atomically(path, text.as_bytes())
-}
-
-/// Writes bytes to `path` via `path.tmp`, fsync and rename.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f =
-            File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-        f.write_all(bytes)
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        f.sync_all()
-            .with_context(|| format!("cannot sync {}", tmp.display()))?;
-    }
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
-    Ok(())
 }
 
 #[cfg(test)]

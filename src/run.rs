@@ -1,20 +1,21 @@
 //! One default search from start to finish: check every input, load the data, run the search
 //! loop with progress, streamed results and checkpoints, stop cleanly on SIGINT or SIGTERM,
-//! resume from a checkpoint, and write the report.
+//! resume from a checkpoint, and write the report. Run folders, atomic writes and the stop
+//! flag come from `outdir.rs`.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::checkpoint::{self, Checkpoint};
 use crate::child::TensorData;
 use crate::cli::{device_name, parse_device, SearchArgs};
-use crate::config::{DataSettings, Settings, CHECKPOINT_EVERY, OUT_ROOT, TORCH_THREADS};
+use crate::config::{DataSettings, Settings, CHECKPOINT_EVERY, TORCH_THREADS};
+use crate::data::images::ImageSource;
 use crate::data::{self, Source};
 use crate::error::{UsageError, EXIT_INTERRUPTED};
+use crate::outdir::{self, Stop};
 use crate::progress::{say, Progress};
 use crate::report::{resume_csv, RolloutCsv};
 use crate::search::{self, RolloutRecord, SearchState};
@@ -22,70 +23,36 @@ use crate::space::MlpSpace;
 use crate::summary::{finish, print_summary, Finished};
 use crate::{plot, usage_bail};
 
-/// Creates `--out` (or `runs/<date-time>`). A non-empty folder is refused unless `force`, which
-/// empties it first.
-pub fn prepare_out(out: Option<&Path>, force: bool) -> Result<PathBuf> {
-    let dir = match out {
-        Some(p) => p.to_path_buf(),
-        None => {
-            let stamp = chrono::Local::now().format("%Y-%m-%d_%H-%M-%S").to_string();
-            let mut dir = Path::new(OUT_ROOT).join(&stamp);
-            let mut n = 2;
-            while dir.exists() {
-                dir = Path::new(OUT_ROOT).join(format!("{stamp}-{n}"));
-                n += 1;
-            }
-            dir
-        }
-    };
-    if dir.exists() {
-        if !dir.is_dir() {
-            usage_bail!(
-                "--out {} is a file, not a folder; choose a folder",
-                dir.display()
-            );
-        }
-        let non_empty = std::fs::read_dir(&dir)
-            .map_err(|e| UsageError::new(format!("cannot read --out {}: {e}", dir.display())))?
-            .next()
-            .is_some();
-        if non_empty && !force {
-            usage_bail!(
-                "--out {} is not empty; pass `--resume {}` to continue the search in it, `--force` to replace it, or choose a new folder",
-                dir.display(),
-                dir.display()
-            );
-        }
-        if non_empty {
-            std::fs::remove_dir_all(&dir).map_err(|e| {
-                UsageError::new(format!("--force: cannot empty {}: {e}", dir.display()))
-            })?;
-        }
-    }
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| UsageError::new(format!("cannot create --out {}: {e}", dir.display())))?;
-    let probe = dir.join(".archsearch-write-test");
-    std::fs::write(&probe, b"")
-        .map_err(|e| UsageError::new(format!("cannot write into --out {}: {e}", dir.display())))?;
-    let _ = std::fs::remove_file(probe);
-    Ok(dir)
-}
+/// The command name the run marker records.
+const COMMAND: &str = outdir::SEARCH_COMMAND;
 
-/// Sets the returned flag on SIGINT or SIGTERM; a second signal exits at once with 130.
-pub fn stop_on_signals() -> Result<Arc<AtomicBool>> {
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // Registered first, so it sees the flag as the earlier signal left it.
-        signal_hook::flag::register_conditional_shutdown(
-            signal,
-            EXIT_INTERRUPTED,
-            Arc::clone(&stop),
-        )
-        .context("cannot install the signal handler")?;
-        signal_hook::flag::register(signal, Arc::clone(&stop))
-            .context("cannot install the signal handler")?;
+/// The source with a CSV file's path made absolute and canonical: the checkpoint then finds the
+/// file from any working folder, and paths are compared by the file they name.
+fn canonical_source(source: Source) -> Result<Source> {
+    match source {
+        Source::Csv(path) => path.canonicalize().map(Source::Csv).map_err(|e| {
+            UsageError::new(format!(
+                "{}: cannot open the data file: {e}",
+                path.display()
+            ))
+            .into()
+        }),
+        Source::Images(ImageSource {
+            dataset,
+            dir: Some(dir),
+        }) => dir
+            .canonicalize()
+            .map(|dir| {
+                Source::Images(ImageSource {
+                    dataset,
+                    dir: Some(dir),
+                })
+            })
+            .map_err(|e| {
+                UsageError::new(format!("--data-dir {}: cannot open it: {e}", dir.display())).into()
+            }),
+        other => Ok(other),
     }
-    Ok(stop)
 }
 
 /// Where a run starts from: nothing, or a checkpoint with the rows written before it.
@@ -94,12 +61,20 @@ struct Start {
     settings: Settings,
     source: Source,
     device: tch::Device,
-    resumed: Option<(Checkpoint, Vec<RolloutRecord>)>,
+    resumed: Option<Checkpoint>,
 }
 
 /// Checks a `--resume` folder against this run's settings: the flags the user gave must agree
 /// with the checkpoint, and so must every constant of config.rs.
 fn resume_start(dir: &Path, args: &SearchArgs) -> Result<Start> {
+    outdir::check_resume_command(dir, COMMAND)?;
+    if outdir::is_run_folder(dir) && !checkpoint::path(dir).exists() {
+        usage_bail!(
+            "{} holds no checkpoint: its run was stopped before it wrote the first one, so there is nothing to resume; start it again with `--out {} --force`",
+            dir.display(),
+            dir.display()
+        );
+    }
     let saved = checkpoint::load(dir)?;
     let given = |flag: &str| args.given.iter().any(|g| g == flag);
     // Flags not given now take the checkpoint's values, so `--resume DIR` alone suffices.
@@ -150,16 +125,22 @@ fn resume_start(dir: &Path, args: &SearchArgs) -> Result<Start> {
             differences.join("; ")
         );
     }
-    let source = if given("data") || given("dataset") || given("data_dir") {
-        args.source()?
-    } else {
-        saved.source.clone()
+    // A checkpoint of an older archsearch may hold a relative path: made canonical here when
+    // it still names a file from this working folder.
+    let saved_source = match &saved.source {
+        Source::Csv(p) => Source::Csv(p.canonicalize().unwrap_or_else(|_| p.clone())),
+        other => other.clone(),
     };
-    if source != saved.source {
+    let source = if given("data") || given("dataset") || given("data_dir") {
+        canonical_source(args.source()?)?
+    } else {
+        saved_source.clone()
+    };
+    if source != saved_source {
         usage_bail!(
             "{} was searched on {:?}, not {:?}; resume without --data/--dataset/--data-dir",
             dir.display(),
-            saved.source,
+            saved_source,
             source
         );
     }
@@ -173,7 +154,7 @@ fn resume_start(dir: &Path, args: &SearchArgs) -> Result<Start> {
         settings,
         source,
         device,
-        resumed: Some((saved, Vec::new())),
+        resumed: Some(saved),
     })
 }
 
@@ -195,7 +176,7 @@ pub fn search(args: &SearchArgs) -> Result<i32> {
             Start {
                 out: PathBuf::new(),
                 settings: args.settings()?,
-                source: args.source()?,
+                source: canonical_source(args.source()?)?,
                 device,
                 resumed: None,
             }
@@ -207,40 +188,56 @@ pub fn search(args: &SearchArgs) -> Result<i32> {
     let settings = start.settings.clone();
     let space = MlpSpace::new(&settings);
     let with_search = settings.searches > 1;
-    if let Some((saved, records)) = &mut start.resumed {
-        if saved.data_hash != data_hash {
-            usage_bail!(
-                "the data of {} changed since it was searched; resume with the same data",
-                start.out.display()
-            );
+    let device = start.device;
+    // A resume checks the data, every row of rollouts.csv and the checkpoint's state before it
+    // writes anything: a refused resume leaves every byte of the folder as it was.
+    let resumed = match start.resumed.take() {
+        Some(saved) => {
+            if saved.data_hash != data_hash {
+                usage_bail!(
+                    "the data of {} changed since it was searched; resume with the same data",
+                    start.out.display()
+                );
+            }
+            let rows = resume_csv(
+                &start.out.join("rollouts.csv"),
+                with_search,
+                saved.done,
+                settings.searches,
+                &space,
+            )?;
+            let state =
+                SearchState::from_checkpoint(&space, &settings, device, &saved).map_err(|e| {
+                    UsageError::new(format!(
+                        "{} does not fit the settings it holds ({e:#}); nothing was changed",
+                        checkpoint::path(&start.out).display()
+                    ))
+                })?;
+            Some((saved, rows, state))
         }
-        *records = resume_csv(
-            &start.out.join("rollouts.csv"),
-            with_search,
-            saved.done,
-            settings.searches,
-            &space,
-        )?;
+        None => None,
+    };
+    tch::set_num_threads(TORCH_THREADS);
+    let stop = Stop::on_signals()?;
+    // Only now is anything written.
+    if resumed.is_some() {
+        outdir::ensure_marker(&start.out, COMMAND)?;
     } else {
-        start.out = prepare_out(args.out.as_deref(), args.force)?;
+        start.out = outdir::prepare(args.out.as_deref(), args.force, COMMAND)?;
     }
     let out = start.out.clone();
-    let device = start.device;
-    tch::set_num_threads(TORCH_THREADS);
-    let stop = stop_on_signals()?;
+    let fresh = resumed.is_none();
     let started = Instant::now();
     let tensors = TensorData::new(&splits, device);
 
-    let (mut state, mut records, mut csv, wall_before) = match start.resumed {
-        Some((saved, records)) => {
-            let state = SearchState::from_checkpoint(&space, &settings, device, &saved)?;
-            let csv = RolloutCsv::append_to(&out.join("rollouts.csv"), with_search)?;
-            (state, records, csv, saved.wall_seconds)
+    let (mut state, mut records, mut csv, wall_before) = match resumed {
+        Some((saved, rows, state)) => {
+            let path = out.join("rollouts.csv");
+            outdir::write_atomically(&path, rows.text.as_bytes())?;
+            let csv = RolloutCsv::append_to(&path, with_search)?;
+            (state, rows.records, csv, saved.wall_seconds)
         }
         None => {
-            if splits.train.n_features == 2 {
-                plot::data(&out.join("halfmoon.png"), &splits)?;
-            }
             let csv = RolloutCsv::create(&out.join("rollouts.csv"), with_search)?;
             (
                 SearchState::new(&space, &settings, device),
@@ -283,10 +280,17 @@ pub fn search(args: &SearchArgs) -> Result<i32> {
             },
         )
     };
+    // The first checkpoint comes first: from here on a killed run can be resumed.
     save(&state, &csv)?;
+    if splits.train.n_features == 2 && (fresh || !out.join("halfmoon.png").exists()) {
+        plot::data(&out.join("halfmoon.png"), &splits)?;
+    }
 
-    let mut trainer =
-        crate::trainer::trainer_for(settings.rollouts_per_update * settings.searches, &tensors);
+    let mut trainer = crate::trainer::trainer_for(
+        settings.rollouts_per_update * settings.searches,
+        &tensors,
+        &stop,
+    );
     let mut progress = Progress::new(settings.rollouts, state.done, args.quiet);
     let window = settings.moving_average;
     let mut last_saved = state.done;
@@ -312,7 +316,7 @@ pub fn search(args: &SearchArgs) -> Result<i32> {
             );
             Ok(())
         };
-        let keep_going = || !stop.load(Ordering::Relaxed);
+        let keep_going = || !stop.requested();
         search::run(
             &space,
             &tensors,
@@ -325,10 +329,7 @@ pub fn search(args: &SearchArgs) -> Result<i32> {
     }
     progress.finish();
     save(&state, &csv)?;
-    let interrupted = state.done < settings.rollouts;
-    if interrupted {
-        say(args.quiet, &format!("interrupted after rollout {}: checkpoint written; continue with `archsearch --resume {}`", state.done, out.display()));
-    }
+    let searched = state.done >= settings.rollouts;
 
     let summary = finish(&Finished {
         out: &out,
@@ -340,11 +341,30 @@ pub fn search(args: &SearchArgs) -> Result<i32> {
         done: state.done,
         source: &start.source,
         wall_seconds: wall_before + started.elapsed().as_secs_f64(),
-        interrupted,
+        interrupted: !searched,
         quiet: args.quiet,
+        stop: &stop,
     })?;
+    if summary.interrupted {
+        let when = if searched {
+            "interrupted during the final retraining".to_string()
+        } else {
+            format!("interrupted after rollout {}", state.done)
+        };
+        say(
+            args.quiet,
+            &format!(
+                "{when}: checkpoint written; continue with `archsearch --resume {}`",
+                out.display()
+            ),
+        );
+    }
     print_summary(&summary, &out);
-    Ok(if interrupted { EXIT_INTERRUPTED } else { 0 })
+    Ok(if summary.interrupted {
+        EXIT_INTERRUPTED
+    } else {
+        0
+    })
 }
 
 fn source_name(source: &Source) -> String {

@@ -146,7 +146,8 @@ pub fn splitmix64(x: u64) -> u64 {
 }
 
 /// Runs updates until `settings.rollouts` rollouts per search are done or `keep_going` says
-/// stop; `on_update` gets each update's records (all searches) after the controllers learned.
+/// stop (or the trainer gives a batch up on a stop); `on_update` gets each update's records
+/// (all searches) after the controllers learned.
 pub fn run(
     space: &dyn SearchSpace,
     data: &TensorData,
@@ -161,6 +162,8 @@ pub fn run(
         let k = settings
             .rollouts_per_update
             .min(settings.rollouts - state.done);
+        // Kept to forget the batch if a stop cuts its training short.
+        let rngs_before = state.rngs.clone();
         let mut sequences = Vec::with_capacity(settings.searches);
         let mut jobs = Vec::with_capacity(settings.searches * k);
         for s in 0..settings.searches {
@@ -175,7 +178,12 @@ pub fn run(
             }
             sequences.push(seqs);
         }
-        let outcomes = trainer.train_batch(&jobs);
+        let Some(outcomes) = trainer.train_batch(&jobs) else {
+            // Stopped mid-batch: the state is as if the batch had never been sampled, so the
+            // checkpoint written next resumes exactly.
+            state.rngs = rngs_before;
+            return Ok(());
+        };
         let seconds = started.elapsed().as_secs_f64() / jobs.len() as f64;
         let mut records = Vec::with_capacity(jobs.len());
         for (s, seqs) in sequences.iter().enumerate() {

@@ -10,6 +10,7 @@ use crate::child::{train_child, Child, TensorData};
 use crate::cli::device_name;
 use crate::config::{DataSettings, Settings, LAST_ROLLOUTS};
 use crate::data::{Source, Splits};
+use crate::outdir::Stop;
 use crate::plot;
 use crate::report::{self, best_architecture, distinct_architectures, mean_sd, moving_average};
 use crate::search::{self, RolloutRecord};
@@ -88,8 +89,11 @@ pub struct Finished<'a> {
     pub source: &'a Source,
     /// Wall seconds over every session of the run.
     pub wall_seconds: f64,
+    /// The search stopped before its last rollout.
     pub interrupted: bool,
     pub quiet: bool,
+    /// Stops the retraining; the summary then says `"interrupted": true`.
+    pub stop: &'a Stop,
 }
 
 /// Plots, retraining of the best architecture on the test split, and summary.json.
@@ -106,6 +110,7 @@ pub fn finish(f: &Finished) -> Result<Summary> {
         wall_seconds,
         interrupted,
         quiet,
+        stop,
     } = *f;
     let window = settings.moving_average;
     let per_search: Vec<Vec<&RolloutRecord>> = (0..settings.searches)
@@ -115,7 +120,8 @@ pub fn finish(f: &Finished) -> Result<Summary> {
 
     let best = best_architecture(records);
     let mut test_accuracies = Vec::new();
-    if let Some(best) = &best {
+    // After a stop nothing is trained any more: the summary says what exists.
+    if let Some(best) = best.as_ref().filter(|_| !stop.requested()) {
         crate::progress::say(
             quiet,
             &format!(
@@ -123,7 +129,7 @@ pub fn finish(f: &Finished) -> Result<Summary> {
                 best.architecture, settings.retrain_seeds
             ),
         );
-        let (accuracies, child) = retrain(space, tensors, settings, best);
+        let (accuracies, child) = retrain(space, tensors, settings, best, stop);
         test_accuracies = accuracies;
         if let (Some(child), 2) = (&child, tensors.n_features) {
             let title = format!(
@@ -164,7 +170,7 @@ pub fn finish(f: &Finished) -> Result<Summary> {
                 let (last, reached, _) = figures(rs);
                 let tests = b
                     .as_ref()
-                    .map(|b| retrain(space, tensors, settings, b).0)
+                    .map(|b| retrain(space, tensors, settings, b, stop).0)
                     .unwrap_or_default();
                 SearchFigures {
                     search: s,
@@ -212,7 +218,8 @@ pub fn finish(f: &Finished) -> Result<Summary> {
         torch_threads: tch::get_num_threads(),
         wall_seconds,
         rollouts_done: done,
-        interrupted,
+        // A stop during the retraining interrupts the run too: fewer test accuracies.
+        interrupted: interrupted || stop.requested(),
         best_architecture: best.as_ref().map(|b| b.architecture.clone()),
         best_dev_accuracy: best.as_ref().map(|b| b.dev_accuracy),
         best_times_sampled: best.as_ref().map(|b| b.times_sampled),
@@ -230,7 +237,7 @@ pub fn finish(f: &Finished) -> Result<Summary> {
         moving_average_window: window,
         searches,
     };
-    report::write_json_atomically(&out.join("summary.json"), &summary)?;
+    crate::outdir::write_json_atomically(&out.join("summary.json"), &summary)?;
     Ok(summary)
 }
 
@@ -241,6 +248,7 @@ fn retrain(
     tensors: &TensorData,
     settings: &Settings,
     best: &report::Best,
+    stop: &Stop,
 ) -> (Vec<f64>, Option<Child>) {
     let spec = space.decode(&best.decisions, tensors.n_features, tensors.n_classes);
     retrain_and_test(
@@ -249,22 +257,31 @@ fn retrain(
         tensors,
         settings.seed,
         settings.retrain_seeds,
+        stop,
     )
 }
 
 /// Trains `spec` from scratch `times` times (seeds from `seed`) and tests each child once;
-/// returns the test accuracies and the first child (for the boundary plot).
+/// returns the test accuracies and the first child (for the boundary plot). Once `stop` is
+/// requested no child starts and the one in training is dropped: only whole retrainings count.
 pub fn retrain_and_test(
     spec: &crate::mlp::MlpSpec,
     child: &crate::config::ChildSettings,
     tensors: &TensorData,
     seed: u64,
     times: usize,
+    stop: &Stop,
 ) -> (Vec<f64>, Option<Child>) {
     let mut first = None;
     let mut accuracies = Vec::new();
     for i in 0..times {
-        let (trained, _) = train_child(spec, tensors, child, retrain_seed(seed, i));
+        if stop.requested() {
+            break;
+        }
+        let (trained, _) = train_child(spec, tensors, child, retrain_seed(seed, i), stop);
+        if stop.requested() {
+            break;
+        }
         accuracies.push(trained.accuracy(&tensors.test));
         first.get_or_insert(trained);
     }
@@ -332,18 +349,19 @@ fn accuracy_figure(path: &Path, per_search: &[Vec<&RolloutRecord>], window: usiz
 
 /// The short report at the end of a run, on stdout.
 pub fn print_summary(summary: &Summary, out: &Path) {
-    println!(
+    crate::outln!(
         "done: {} rollouts in {:.1} s",
-        summary.rollouts_done, summary.wall_seconds
+        summary.rollouts_done,
+        summary.wall_seconds
     );
     if let (Some(arch), Some(acc)) = (&summary.best_architecture, summary.best_dev_accuracy) {
-        println!(
+        crate::outln!(
             "best architecture: {arch} (dev accuracy {acc:.3}, sampled {} times)",
             summary.best_times_sampled.unwrap_or(0)
         );
     }
     if let (Some(m), Some(sd)) = (summary.test_accuracy_mean, summary.test_accuracy_sd) {
-        println!(
+        crate::outln!(
             "test accuracy of the best, retrained {} times: {:.2} % +- {:.2}{}",
             summary.test_accuracies.len(),
             100.0 * m,
@@ -357,7 +375,7 @@ pub fn print_summary(summary: &Summary, out: &Path) {
                 .unwrap_or_default()
         );
     }
-    println!(
+    crate::outln!(
         "mean dev accuracy of the last {} rollouts: {:.3}; moving average ({}) first reached {:.2} at rollout {}",
         summary.last_rollouts,
         summary.last_mean_accuracy,
@@ -366,7 +384,7 @@ pub fn print_summary(summary: &Summary, out: &Path) {
         summary.rollout_reaching_level.map(|r| r.to_string()).unwrap_or_else(|| "never".into())
     );
     for f in &summary.searches {
-        println!(
+        crate::outln!(
             "  search {} (seed {}): best {} dev {:.3}, test {:.2} %, last-{} mean {:.3}, reached {:.2} at {}",
             f.search,
             f.seed,
@@ -379,7 +397,7 @@ pub fn print_summary(summary: &Summary, out: &Path) {
             f.rollout_reaching_level.map(|r| r.to_string()).unwrap_or_else(|| "never".into())
         );
     }
-    println!(
+    crate::outln!(
         "{} distinct architectures; results in {}",
         summary.distinct_architectures,
         out.display()

@@ -1,11 +1,13 @@
 //! Who trains a batch of children: one at a time with the fast single path, on every CPU core
-//! side by side, or on CUDA as one batched population (`population.rs`).
+//! side by side, or on CUDA as one batched population (`population.rs`). Every trainer watches
+//! a stop flag and gives up a batch it could not finish.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::child::{train_child, TensorData, TrainOutcome};
 use crate::config::{ChildSettings, CPU_WORKERS, POPULATION_ON_CPU};
 use crate::mlp::MlpSpec;
+use crate::outdir::Stop;
 
 /// A child to train: its architecture, how to train it, and the seed of its initial weights,
 /// batch order and dropout masks.
@@ -16,21 +18,30 @@ pub struct ChildJob {
     pub seed: u64,
 }
 
-/// Trains a batch of children; the outcomes are in the order of the jobs.
+/// Trains a batch of children; the outcomes are in the order of the jobs. None when a stop
+/// was requested before every child finished: the batch is then given up whole.
 pub trait ChildTrainer {
-    fn train_batch(&mut self, jobs: &[ChildJob]) -> Vec<TrainOutcome>;
+    fn train_batch(&mut self, jobs: &[ChildJob]) -> Option<Vec<TrainOutcome>>;
 }
 
 /// One child after another with the fast single-child path.
 pub struct SingleTrainer<'a> {
     pub data: &'a TensorData,
+    pub stop: Stop,
 }
 
 impl ChildTrainer for SingleTrainer<'_> {
-    fn train_batch(&mut self, jobs: &[ChildJob]) -> Vec<TrainOutcome> {
-        jobs.iter()
-            .map(|job| train_child(&job.spec, self.data, &job.settings, job.seed).1)
-            .collect()
+    fn train_batch(&mut self, jobs: &[ChildJob]) -> Option<Vec<TrainOutcome>> {
+        let mut outcomes = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let (_, outcome) =
+                train_child(&job.spec, self.data, &job.settings, job.seed, &self.stop);
+            if self.stop.requested() {
+                return None;
+            }
+            outcomes.push(outcome);
+        }
+        Some(outcomes)
     }
 }
 
@@ -39,13 +50,18 @@ impl ChildTrainer for SingleTrainer<'_> {
 pub struct ParallelTrainer<'a> {
     pub data: &'a TensorData,
     pub workers: usize,
+    pub stop: Stop,
 }
 
 impl ChildTrainer for ParallelTrainer<'_> {
-    fn train_batch(&mut self, jobs: &[ChildJob]) -> Vec<TrainOutcome> {
+    fn train_batch(&mut self, jobs: &[ChildJob]) -> Option<Vec<TrainOutcome>> {
         let workers = self.workers.min(jobs.len()).max(1);
         if workers == 1 {
-            return SingleTrainer { data: self.data }.train_batch(jobs);
+            return SingleTrainer {
+                data: self.data,
+                stop: self.stop.clone(),
+            }
+            .train_batch(jobs);
         }
         // Workers take the next job from a shared counter: children differ in epochs.
         let next = AtomicUsize::new(0);
@@ -54,14 +70,15 @@ impl ChildTrainer for ParallelTrainer<'_> {
                 .map(|_| {
                     let data = self.data.shallow_clone(); // tensors are Send, not Sync
                     let next = &next;
+                    let stop = &self.stop;
                     scope.spawn(move || {
                         let mut done = Vec::new();
-                        loop {
+                        while !stop.requested() {
                             let i = next.fetch_add(1, Ordering::Relaxed);
                             let Some(job) = jobs.get(i) else { break };
                             done.push((
                                 i,
-                                train_child(&job.spec, &data, &job.settings, job.seed).1,
+                                train_child(&job.spec, &data, &job.settings, job.seed, stop).1,
                             ));
                         }
                         done
@@ -73,8 +90,11 @@ impl ChildTrainer for ParallelTrainer<'_> {
                 .flat_map(|h| h.join().expect("a training thread failed"))
                 .collect()
         });
+        if self.stop.requested() {
+            return None;
+        }
         results.sort_by_key(|(i, _)| *i);
-        results.into_iter().map(|(_, o)| o).collect()
+        Some(results.into_iter().map(|(_, o)| o).collect())
     }
 }
 
@@ -82,15 +102,17 @@ impl ChildTrainer for ParallelTrainer<'_> {
 /// the others (dropout needs per-child masks the batched program has not) one by one.
 pub struct PopulationTrainer<'a> {
     pub data: &'a TensorData,
+    pub stop: Stop,
 }
 
 impl ChildTrainer for PopulationTrainer<'_> {
-    fn train_batch(&mut self, jobs: &[ChildJob]) -> Vec<TrainOutcome> {
+    fn train_batch(&mut self, jobs: &[ChildJob]) -> Option<Vec<TrainOutcome>> {
         let mut outcomes: Vec<Option<TrainOutcome>> = vec![None; jobs.len()];
         let mut groups: Vec<(ChildSettings, Vec<usize>)> = Vec::new();
         for (i, job) in jobs.iter().enumerate() {
             if job.settings.dropout > 0.0 {
-                outcomes[i] = Some(train_child(&job.spec, self.data, &job.settings, job.seed).1);
+                outcomes[i] =
+                    Some(train_child(&job.spec, self.data, &job.settings, job.seed, &self.stop).1);
                 continue;
             }
             match groups.iter_mut().find(|(s, _)| *s == job.settings) {
@@ -101,15 +123,18 @@ impl ChildTrainer for PopulationTrainer<'_> {
         for (settings, members) in groups {
             let specs: Vec<MlpSpec> = members.iter().map(|&i| jobs[i].spec.clone()).collect();
             let seeds: Vec<u64> = members.iter().map(|&i| jobs[i].seed).collect();
-            let trained = crate::population::train_population(&specs, &seeds, self.data, &settings);
+            let trained = crate::population::train_population(
+                &specs, &seeds, self.data, &settings, &self.stop,
+            );
             for (i, o) in members.into_iter().zip(trained) {
                 outcomes[i] = Some(o);
             }
         }
-        outcomes
-            .into_iter()
-            .map(|o| o.expect("every job trained"))
-            .collect()
+        if self.stop.requested() {
+            return None;
+        }
+        // Every job is in a group or was trained alone, so every outcome is there.
+        outcomes.into_iter().collect()
     }
 }
 
@@ -124,16 +149,22 @@ pub fn cpu_workers() -> usize {
 }
 
 /// The trainer for batches of `batch` children: one at a time when there is one; on CUDA the
-/// batched population; on a CPU the single path on every core.
-pub fn trainer_for<'a>(batch: usize, data: &'a TensorData) -> Box<dyn ChildTrainer + 'a> {
+/// batched population; on a CPU the single path on every core. All stop when `stop` is set.
+pub fn trainer_for<'a>(
+    batch: usize,
+    data: &'a TensorData,
+    stop: &Stop,
+) -> Box<dyn ChildTrainer + 'a> {
+    let stop = stop.clone();
     if batch <= 1 {
-        Box::new(SingleTrainer { data })
+        Box::new(SingleTrainer { data, stop })
     } else if data.device.is_cuda() || POPULATION_ON_CPU {
-        Box::new(PopulationTrainer { data })
+        Box::new(PopulationTrainer { data, stop })
     } else {
         Box::new(ParallelTrainer {
             data,
             workers: cpu_workers(),
+            stop,
         })
     }
 }
@@ -143,6 +174,13 @@ mod tests {
     use super::*;
     use crate::data::{make_moons, split};
     use crate::space::{MlpSpace, SearchSpace};
+
+    fn single(data: &TensorData) -> SingleTrainer<'_> {
+        SingleTrainer {
+            data,
+            stop: Stop::new(),
+        }
+    }
 
     fn jobs(settings: &ChildSettings) -> Vec<ChildJob> {
         let space = MlpSpace::new(&crate::config::Settings::default());
@@ -173,17 +211,49 @@ mod tests {
         // One child with other settings and one with dropout: the population groups them apart.
         jobs[1].settings.lr = 0.05;
         jobs[3].settings.dropout = 0.2;
-        let sequential = SingleTrainer { data: &data }.train_batch(&jobs);
+        let stop = Stop::new();
+        let sequential = single(&data).train_batch(&jobs).unwrap();
         let parallel = ParallelTrainer {
             data: &data,
             workers: 3,
+            stop: stop.clone(),
         }
-        .train_batch(&jobs);
+        .train_batch(&jobs)
+        .unwrap();
         assert_eq!(sequential, parallel);
-        let population = PopulationTrainer { data: &data }.train_batch(&jobs);
+        let population = PopulationTrainer { data: &data, stop }
+            .train_batch(&jobs)
+            .unwrap();
         for (a, b) in sequential.iter().zip(&population) {
             assert_eq!(a.epochs, b.epochs);
             assert!((a.accuracy - b.accuracy).abs() < 1e-4);
+        }
+    }
+
+    #[test]
+    fn a_stopped_batch_is_given_up_by_every_trainer() {
+        let data = TensorData::new(&split(&make_moons(300, 0.2, 0), 0.7, 0.1), tch::Device::Cpu);
+        let mut jobs = jobs(&ChildSettings::default());
+        jobs[3].settings.dropout = 0.2;
+        let stop = Stop::new();
+        stop.request();
+        let trainers: Vec<Box<dyn ChildTrainer>> = vec![
+            Box::new(SingleTrainer {
+                data: &data,
+                stop: stop.clone(),
+            }),
+            Box::new(ParallelTrainer {
+                data: &data,
+                workers: 2,
+                stop: stop.clone(),
+            }),
+            Box::new(PopulationTrainer {
+                data: &data,
+                stop: stop.clone(),
+            }),
+        ];
+        for mut trainer in trainers {
+            assert!(trainer.train_batch(&jobs).is_none());
         }
     }
 
@@ -201,9 +271,9 @@ mod tests {
             dropout: 0.3,
             ..Default::default()
         });
-        let a = SingleTrainer { data: &data }.train_batch(&dropped[2..3]);
-        let b = SingleTrainer { data: &data }.train_batch(&dropped[2..3]);
-        let c = SingleTrainer { data: &data }.train_batch(&plain[2..3]);
+        let a = single(&data).train_batch(&dropped[2..3]).unwrap();
+        let b = single(&data).train_batch(&dropped[2..3]).unwrap();
+        let c = single(&data).train_batch(&plain[2..3]).unwrap();
         assert_eq!(a, b);
         assert_ne!(a[0].history, c[0].history);
     }

@@ -3,7 +3,6 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -21,6 +20,7 @@ use crate::config::{
 };
 use crate::data::{self, Source};
 use crate::error::{UsageError, EXIT_INTERRUPTED};
+use crate::outdir::{self, Stop};
 use crate::plot::{self, Curve};
 use crate::progress::{say, Progress};
 use crate::report::mean_sd;
@@ -158,26 +158,153 @@ fn read_evaluations(path: &Path) -> Result<Vec<Evaluation>> {
     Ok(out)
 }
 
+/// The command name the run marker records.
+const COMMAND: &str = "choice-list";
+
+/// The run.json of a folder to resume, with the flags given now: a flag that differs from the
+/// folder's value is refused by name; `--device` may change (where children train, not what is
+/// searched), as in the default command.
+fn resumed_spec(dir: &Path, args: &ChoiceListArgs) -> Result<RunSpec> {
+    outdir::check_resume_command(dir, COMMAND)?;
+    let path = dir.join("run.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        UsageError::new(format!(
+            "cannot read {}: {e}; is {} a choice-list run folder?",
+            path.display(),
+            dir.display()
+        ))
+    })?;
+    let mut spec: RunSpec = serde_json::from_str(&text).map_err(|e| {
+        UsageError::new(format!(
+            "{} is corrupt ({e}); nothing was changed",
+            path.display()
+        ))
+    })?;
+    if strategy_choice(&spec.strategy).is_none() {
+        crate::usage_bail!(
+            "{} names the unknown strategy `{}`; nothing was changed",
+            path.display(),
+            spec.strategy
+        );
+    }
+    let given = |flag: &str| args.given.iter().any(|g| g == flag);
+    let mut differences = Vec::new();
+    let mut compare = |flag: &str, then: String, now: String| {
+        if given(flag) && then != now {
+            differences.push(format!("{flag}: was {then}, now {now}"));
+        }
+    };
+    compare(
+        "strategy",
+        spec.strategy.clone(),
+        args.strategy.name().to_string(),
+    );
+    compare(
+        "evaluations",
+        spec.evaluations.to_string(),
+        args.evaluations.to_string(),
+    );
+    compare("seed", spec.seed.to_string(), args.seed.to_string());
+    compare("seeds", spec.seeds.to_string(), args.seeds.to_string());
+    if !differences.is_empty() {
+        crate::usage_bail!(
+            "{} was searched with other settings than now ({}); resume without those flags, or start a new run",
+            dir.display(),
+            differences.join("; ")
+        );
+    }
+    if given("device") {
+        spec.device = args.device.clone();
+    }
+    Ok(spec)
+}
+
+/// The strategy of a run.json's name.
+fn strategy_choice(name: &str) -> Option<StrategyChoice> {
+    STRATEGIES
+        .iter()
+        .chain([&StrategyChoice::All])
+        .find(|c| c.name() == name)
+        .copied()
+}
+
+/// The recorded rows a resume keeps, after checking them all: every row belongs to a run of
+/// run.json, and each run's rows are its evaluations 1, 2, ... in order. Of a run cut short,
+/// only whole batches are kept (the rest is redone).
+fn kept_rows(
+    recorded: &[Evaluation],
+    chosen: &[StrategyChoice],
+    seeds: &[u64],
+    budget: usize,
+    csv_path: &Path,
+) -> Result<Vec<Evaluation>> {
+    let bad = |why: String| -> anyhow::Error {
+        UsageError::new(format!(
+            "{}: {why}; the run cannot be resumed as it is, and nothing was changed",
+            csv_path.display()
+        ))
+        .into()
+    };
+    if let Some(e) = recorded
+        .iter()
+        .find(|e| !chosen.iter().any(|c| c.name() == e.strategy) || !seeds.contains(&e.seed))
+    {
+        return Err(bad(format!(
+            "it holds evaluations of {} seed {}, a run its run.json does not name",
+            e.strategy, e.seed
+        )));
+    }
+    let mut kept = Vec::new();
+    for &c in chosen {
+        for &seed in seeds {
+            let rows: Vec<&Evaluation> = recorded
+                .iter()
+                .filter(|e| e.strategy == c.name() && e.seed == seed)
+                .collect();
+            if let Some((i, e)) = rows.iter().enumerate().find(|(i, e)| e.evaluation != i + 1) {
+                return Err(bad(format!(
+                    "{} seed {seed} has evaluation {} where evaluation {} was expected (a row is missing, repeated or out of order)",
+                    c.name(),
+                    e.evaluation,
+                    i + 1
+                )));
+            }
+            let whole = if rows.len() >= budget {
+                budget
+            } else {
+                rows.len() - rows.len() % CL_BATCH
+            };
+            kept.extend(rows[..whole].iter().map(|e| (*e).clone()));
+        }
+    }
+    Ok(kept)
+}
+
+/// One strategy and seed of the command, with what was replayed of it.
+struct Run<'a> {
+    seed: u64,
+    strategy: Box<dyn Strategy + 'a>,
+    rng: Pcg64,
+    /// Evaluations done (replayed or new).
+    done: usize,
+    /// The recorded evaluations it was replayed through.
+    replayed: Vec<Evaluation>,
+}
+
 /// Runs the command; returns the exit code.
 pub fn run(args: &ChoiceListArgs) -> Result<i32> {
     // A new run, or the run.json of the folder being resumed.
     let (spec, out, recorded) = match &args.resume {
         Some(dir) => {
-            let path = dir.join("run.json");
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                UsageError::new(format!(
-                    "cannot read {}: {e}; is {} a choice-list run folder?",
-                    path.display(),
-                    dir.display()
-                ))
-            })?;
-            let spec: RunSpec = serde_json::from_str(&text).map_err(|e| {
-                UsageError::new(format!(
-                    "{} is corrupt ({e}); nothing was changed",
-                    path.display()
-                ))
-            })?;
-            let recorded = read_evaluations(&dir.join("rollouts.csv"))?;
+            let spec = resumed_spec(dir, args)?;
+            // run.json is written just before rollouts.csv: a run killed between the two has
+            // no evaluations yet.
+            let csv = dir.join("rollouts.csv");
+            let recorded = if csv.symlink_metadata().is_err() {
+                Vec::new()
+            } else {
+                read_evaluations(&csv)?
+            };
             (spec, Some(dir.clone()), recorded)
         }
         None => {
@@ -220,61 +347,25 @@ pub fn run(args: &ChoiceListArgs) -> Result<i32> {
             ))
         })?;
     }
-    let out = match out {
-        Some(dir) => dir,
-        None => crate::run::prepare_out(args.out.as_deref(), args.force)?,
-    };
-    crate::report::write_json_atomically(&out.join("run.json"), &spec)?;
-    tch::set_num_threads(TORCH_THREADS);
-    let stop = crate::run::stop_on_signals()?;
-    let started = Instant::now();
-    let tensors = TensorData::new(&splits, device);
-    plot::data(&out.join("halfmoon.png"), &splits)?;
 
-    let choice = STRATEGIES
-        .iter()
-        .chain([&StrategyChoice::All])
-        .find(|c| c.name() == spec.strategy)
-        .copied()
-        .unwrap_or(StrategyChoice::All);
-    let chosen: Vec<StrategyChoice> = match choice {
-        StrategyChoice::All => STRATEGIES.to_vec(),
-        one => vec![one],
+    let chosen: Vec<StrategyChoice> = match strategy_choice(&spec.strategy) {
+        Some(StrategyChoice::All) | None => STRATEGIES.to_vec(),
+        Some(one) => vec![one],
     };
     let seeds: Vec<u64> = (0..spec.seeds).map(|s| spec.seed + s).collect();
     let budget = spec.evaluations as usize;
-    // Keep the recorded rows of complete batches only; the rest is redone.
-    let mut kept: Vec<Evaluation> = Vec::new();
-    for &c in &chosen {
-        for &seed in &seeds {
-            let rows: Vec<&Evaluation> = recorded
-                .iter()
-                .filter(|e| e.strategy == c.name() && e.seed == seed)
-                .collect();
-            let whole = if rows.len() >= budget {
-                budget
-            } else {
-                rows.len() - rows.len() % CL_BATCH
-            };
-            kept.extend(rows[..whole].iter().map(|e| (*e).clone()));
-        }
-    }
-    let csv_path = out.join("rollouts.csv");
-    let mut text = String::from(CSV_HEADER);
-    for e in &kept {
-        text.push_str(&csv_line(e));
-    }
-    crate::report::write_atomically(&csv_path, text.as_bytes())?;
-    let mut csv = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&csv_path)
-        .with_context(|| format!("cannot open {}", csv_path.display()))?;
-    let mut progress = Progress::new(chosen.len() * seeds.len() * budget, kept.len(), args.quiet);
-    let mut evaluations: Vec<Evaluation> = Vec::new();
-    let mut interrupted = false;
+    let csv_name = match &out {
+        Some(dir) => dir.join("rollouts.csv"),
+        None => Path::new("rollouts.csv").to_path_buf(),
+    };
+    let kept = kept_rows(&recorded, &chosen, &seeds, budget, &csv_name)?;
+    tch::set_num_threads(TORCH_THREADS);
     let space = ChoiceListSpace::new(param.clone(), CL_BINS);
-    let mut trainer = trainer_for(CL_BATCH, &tensors);
-    'runs: for &choice in &chosen {
+    // Every run replayed through its recorded evaluations before anything is written: each
+    // proposal is checked against the record and told the recorded fitness, so the strategy
+    // and its generator end exactly where they were.
+    let mut runs: Vec<Run> = Vec::new();
+    for &choice in &chosen {
         for &seed in &seeds {
             // Each strategy its own stream: evolution's random fill would otherwise repeat
             // random search's first samples exactly.
@@ -284,11 +375,10 @@ pub fn run(args: &ChoiceListArgs) -> Result<i32> {
                 StrategyChoice::Evolution => Box::new(evolution(&param)?),
                 _ => Box::new(random(&param)),
             };
-            // Resuming: ask again, check each proposal against the record, tell the recorded
-            // fitness; the strategy and generator end exactly where they were.
-            let replay: Vec<&Evaluation> = kept
+            let replay: Vec<Evaluation> = kept
                 .iter()
                 .filter(|e| e.strategy == choice.name() && e.seed == seed)
+                .cloned()
                 .collect();
             let mut done = 0;
             while done < replay.len() {
@@ -300,8 +390,8 @@ pub fn run(args: &ChoiceListArgs) -> Result<i32> {
                     .find(|(c, r)| **c != r.configuration)
                 {
                     crate::usage_bail!(
-                        "{} does not match a replay of its search at {} evaluation {} (recorded {}, replayed {}); was archsearch changed since? Start a new run",
-                        csv_path.display(),
+                        "{} does not match a replay of its search at {} evaluation {} (recorded {}, replayed {}); was archsearch changed since? Nothing was changed; start a new run",
+                        csv_name.display(),
                         r.strategy,
                         r.evaluation,
                         r.configuration,
@@ -314,69 +404,116 @@ pub fn run(args: &ChoiceListArgs) -> Result<i32> {
                         .map(|r| (r.configuration.clone(), r.accuracy))
                         .collect::<Vec<_>>(),
                 )?;
-                evaluations.extend(rows.iter().map(|r| (*r).clone()));
                 done += configs.len();
             }
-            while done < budget {
-                if stop.load(Ordering::Relaxed) {
-                    interrupted = true;
-                    break 'runs;
-                }
-                let t = Instant::now();
-                let configs = strategy.ask(CL_BATCH.min(budget - done), &mut rng)?;
-                let mut jobs = Vec::with_capacity(configs.len());
-                for (j, config) in configs.iter().enumerate() {
-                    let (spec, child) = interpret(config, n_in, n_out, &settings.child)
-                        .map_err(anyhow::Error::msg)?;
-                    jobs.push(ChildJob {
-                        spec,
-                        settings: child,
-                        seed: child_seed(seed, done + j + 1),
-                    });
-                }
-                let outcomes = trainer.train_batch(&jobs);
-                let seconds = t.elapsed().as_secs_f64() / jobs.len() as f64;
-                let results: Vec<(Value, f64)> = configs
-                    .iter()
-                    .cloned()
-                    .zip(outcomes.iter().map(|o| o.accuracy))
-                    .collect();
-                strategy.tell(&results)?;
-                for (j, (config, o)) in configs.into_iter().zip(outcomes).enumerate() {
-                    let e = Evaluation {
-                        strategy: strategy.name(),
-                        seed,
-                        evaluation: done + j + 1,
-                        configuration: config,
-                        accuracy: o.accuracy,
-                        epochs: o.epochs,
-                        seconds,
-                        diverged: o.diverged,
-                    };
-                    csv.write_all(csv_line(&e).as_bytes())
-                        .with_context(|| format!("cannot write {}", csv_path.display()))?;
-                    evaluations.push(e);
-                }
-                csv.flush()?;
-                done += jobs.len();
-                let best = evaluations
-                    .iter()
-                    .filter(|e| e.seed == seed && e.strategy == strategy.name())
-                    .map(|e| e.accuracy)
-                    .fold(0.0, f64::max);
-                progress.update(
-                    evaluations.len(),
-                    &format!(
-                        "{} seed {seed}: {done}/{budget}, best dev {best:.3}",
-                        strategy.name()
-                    ),
-                );
+            runs.push(Run {
+                seed,
+                strategy,
+                rng,
+                done,
+                replayed: replay,
+            });
+        }
+    }
+
+    // Every input checked: only now is anything written.
+    let stop = Stop::on_signals()?;
+    let out = match out {
+        Some(dir) => {
+            outdir::ensure_marker(&dir, COMMAND)?;
+            dir
+        }
+        None => outdir::prepare(args.out.as_deref(), args.force, COMMAND)?,
+    };
+    outdir::write_json_atomically(&out.join("run.json"), &spec)?;
+    let started = Instant::now();
+    let tensors = TensorData::new(&splits, device);
+    let csv_path = out.join("rollouts.csv");
+    let mut text = String::from(CSV_HEADER);
+    for e in &kept {
+        text.push_str(&csv_line(e));
+    }
+    outdir::write_atomically(&csv_path, text.as_bytes())?;
+    // After the files a resume needs, so that a kill leaves a folder that can be resumed.
+    if args.resume.is_none() || !out.join("halfmoon.png").exists() {
+        plot::data(&out.join("halfmoon.png"), &splits)?;
+    }
+    let mut csv = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&csv_path)
+        .with_context(|| format!("cannot open {}", csv_path.display()))?;
+    let mut progress = Progress::new(chosen.len() * seeds.len() * budget, kept.len(), args.quiet);
+    let mut evaluations: Vec<Evaluation> = Vec::new();
+    let mut interrupted = false;
+    let mut trainer = trainer_for(CL_BATCH, &tensors, &stop);
+    for run in runs.iter_mut() {
+        // In the order of the runs, as an uninterrupted search has them.
+        evaluations.append(&mut run.replayed);
+        while run.done < budget && !interrupted {
+            if stop.requested() {
+                interrupted = true;
+                break;
             }
+            let t = Instant::now();
+            let configs = run
+                .strategy
+                .ask(CL_BATCH.min(budget - run.done), &mut run.rng)?;
+            let mut jobs = Vec::with_capacity(configs.len());
+            for (j, config) in configs.iter().enumerate() {
+                let (spec, child) =
+                    interpret(config, n_in, n_out, &settings.child).map_err(anyhow::Error::msg)?;
+                jobs.push(ChildJob {
+                    spec,
+                    settings: child,
+                    seed: child_seed(run.seed, run.done + j + 1),
+                });
+            }
+            let Some(outcomes) = trainer.train_batch(&jobs) else {
+                // Stopped mid-batch: the batch is redone on resume.
+                interrupted = true;
+                break;
+            };
+            let seconds = t.elapsed().as_secs_f64() / jobs.len() as f64;
+            let results: Vec<(Value, f64)> = configs
+                .iter()
+                .cloned()
+                .zip(outcomes.iter().map(|o| o.accuracy))
+                .collect();
+            run.strategy.tell(&results)?;
+            for (j, (config, o)) in configs.into_iter().zip(outcomes).enumerate() {
+                let e = Evaluation {
+                    strategy: run.strategy.name(),
+                    seed: run.seed,
+                    evaluation: run.done + j + 1,
+                    configuration: config,
+                    accuracy: o.accuracy,
+                    epochs: o.epochs,
+                    seconds,
+                    diverged: o.diverged,
+                };
+                csv.write_all(csv_line(&e).as_bytes())
+                    .with_context(|| format!("cannot write {}", csv_path.display()))?;
+                evaluations.push(e);
+            }
+            csv.flush()
+                .with_context(|| format!("cannot write {}", csv_path.display()))?;
+            run.done += jobs.len();
+            let (name, seed, done) = (run.strategy.name(), run.seed, run.done);
+            let best = evaluations
+                .iter()
+                .filter(|e| e.seed == seed && e.strategy == name)
+                .map(|e| e.accuracy)
+                .fold(0.0, f64::max);
+            progress.update(
+                evaluations.len(),
+                &format!("{name} seed {seed}: {done}/{budget}, best dev {best:.3}"),
+            );
         }
     }
     progress.finish();
-    csv.sync_all()?;
-    finish(
+    csv.sync_all()
+        .with_context(|| format!("cannot sync {}", csv_path.display()))?;
+    let interrupted = finish(
         &out,
         &spec,
         args.quiet,
@@ -389,11 +526,22 @@ pub fn run(args: &ChoiceListArgs) -> Result<i32> {
         started,
         interrupted,
         device,
+        &stop,
     )?;
+    if interrupted {
+        say(
+            args.quiet,
+            &format!(
+                "interrupted: continue with `archsearch choice-list --resume {}`",
+                out.display()
+            ),
+        );
+    }
     Ok(if interrupted { EXIT_INTERRUPTED } else { 0 })
 }
 
-/// Figures, the best configuration retrained and tested, and summary.json.
+/// Figures, the best configuration retrained and tested, and summary.json. Returns whether the
+/// run was interrupted (before or during the retraining, which stops on `stop` too).
 #[allow(clippy::too_many_arguments)]
 fn finish(
     out: &Path,
@@ -408,7 +556,8 @@ fn finish(
     started: Instant,
     interrupted: bool,
     device: tch::Device,
-) -> Result<()> {
+    stop: &Stop,
+) -> Result<bool> {
     let names: Vec<&'static str> = chosen.iter().map(|c| c.name()).collect();
     let run_of = |name: &str, seed: u64| -> Vec<&Evaluation> {
         evaluations
@@ -502,7 +651,8 @@ fn finish(
             .then(b.evaluation.cmp(&a.evaluation))
     });
     let mut test_accuracies = Vec::new();
-    if let Some(best) = best {
+    // After a stop nothing is trained any more: the summary says what exists.
+    if let Some(best) = best.filter(|_| !stop.requested()) {
         say(
             quiet,
             &format!(
@@ -523,6 +673,7 @@ fn finish(
             tensors,
             run.seed,
             RETRAIN_SEEDS,
+            stop,
         );
         test_accuracies = accuracies;
         if let Some(child) = first {
@@ -551,7 +702,7 @@ fn finish(
         controller_settings: settings.clone(),
         device: device_name(device),
         wall_seconds: started.elapsed().as_secs_f64(),
-        interrupted,
+        interrupted: interrupted || stop.requested(),
         runs,
         best_configuration: best.map(|b| b.configuration.clone()).unwrap_or(Value::Null),
         best_strategy: best.map(|b| b.strategy).unwrap_or(""),
@@ -560,14 +711,18 @@ fn finish(
         test_accuracy_sd: sd,
         test_accuracies,
     };
-    crate::report::write_json_atomically(&out.join("summary.json"), &summary)?;
+    outdir::write_json_atomically(&out.join("summary.json"), &summary)?;
     for r in &summary.runs {
-        println!(
+        crate::outln!(
             "{:<10} seed {}: best dev accuracy {:.3} in {} evaluations: {}",
-            r.strategy, r.seed, r.best_dev_accuracy, r.evaluations, r.best_configuration
+            r.strategy,
+            r.seed,
+            r.best_dev_accuracy,
+            r.evaluations,
+            r.best_configuration
         );
     }
-    println!(
+    crate::outln!(
         "best overall ({}): test accuracy retrained {} times {:.2} % +- {:.2}; results in {}",
         summary.best_strategy,
         summary.test_accuracies.len(),
@@ -575,5 +730,5 @@ fn finish(
         100.0 * sd,
         out.display()
     );
-    Ok(())
+    Ok(summary.interrupted)
 }

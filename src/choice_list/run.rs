@@ -184,12 +184,7 @@ pub fn run(args: &ChoiceListArgs) -> Result<i32> {
             let Some(space) = &args.space else {
                 crate::usage_bail!("--space FILE.yaml is needed (or --resume DIR)")
             };
-            let yaml = std::fs::read_to_string(space).map_err(|e| {
-                UsageError::new(format!(
-                    "cannot read the search space {}: {e}",
-                    space.display()
-                ))
-            })?;
+            let yaml = super::read_space(space)?;
             let spec = RunSpec {
                 archsearch_version: env!("CARGO_PKG_VERSION").into(),
                 space_file: space.display().to_string(),
@@ -209,17 +204,9 @@ pub fn run(args: &ChoiceListArgs) -> Result<i32> {
     let splits = data::load(&Source::Moons, &DataSettings::default())?;
     let settings = Settings::default();
     let (n_in, n_out) = (splits.train.n_features, splits.train.n_classes);
-    // The space must describe an MLP child: checked on sampled configurations before any work.
-    let mut rng = Pcg64::seed_from_u64(spec.seed);
-    for _ in 0..64 {
-        let config = super::sample(&param, &mut rng);
-        interpret(&config, n_in, n_out, &settings.child).map_err(|e| {
-            UsageError::new(format!(
-                "{}: {e} (in a sampled configuration {config})",
-                spec.space_file
-            ))
-        })?;
-    }
+    // The space must describe an MLP child within the limits: checked before any work.
+    super::check_space(&param, n_in, n_out, &settings.child, spec.seed)
+        .map_err(|e| UsageError::new(format!("{}: {e}", spec.space_file)))?;
     let out = match out {
         Some(dir) => dir,
         None => crate::run::prepare_out(args.out.as_deref(), args.force)?,

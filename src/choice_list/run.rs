@@ -92,6 +92,27 @@ struct RunSpec {
     device: String,
 }
 
+/// The limits of the flags, for a run.json that may have been edited since.
+fn check_limits(spec: &RunSpec) -> Result<(), UsageError> {
+    use crate::config::{CL_EVALUATIONS_MAX, CL_SEEDS_MAX};
+    for (name, v, max, limit) in [
+        (
+            "evaluations",
+            spec.evaluations,
+            CL_EVALUATIONS_MAX,
+            "CL_EVALUATIONS_MAX",
+        ),
+        ("seeds", spec.seeds, CL_SEEDS_MAX, "CL_SEEDS_MAX"),
+    ] {
+        if v == 0 || v > max as u64 {
+            return Err(UsageError::new(format!(
+                "run.json: {name} is {v}; it must lie in 1..={max} ({limit} in src/config.rs)"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// One CSV line of an evaluation; the configuration is a JSON column, quoted, quotes doubled.
 fn csv_line(e: &Evaluation) -> String {
     let json = e.configuration.to_string().replace('"', "\"\"");
@@ -198,6 +219,7 @@ pub fn run(args: &ChoiceListArgs) -> Result<i32> {
             (spec, None, Vec::new())
         }
     };
+    check_limits(&spec)?;
     let param = super::parse_space(&spec.space_yaml)
         .map_err(|e| UsageError::new(format!("{}: {e}", spec.space_file)))?;
     let device = parse_device(&spec.device)?;

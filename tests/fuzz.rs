@@ -6,7 +6,7 @@
 //! panic text reaches stderr, and a refusal (exit 2) leaves no output folder.
 //!
 //! Cases found failing are kept as fixed cases in `fixed_cases_found_by_fuzzing` (and by
-//! proptest in proptest-regressions/, replayed first).
+//! proptest in tests/fuzz.proptest-regressions, replayed first).
 
 mod bounded;
 
@@ -551,7 +551,50 @@ proptest! {
 /// Inputs that failed during development, replayed as fixed cases.
 #[test]
 fn fixed_cases_found_by_fuzzing() {
-    let cases: &[(&[&str], &[(&str, &str)])] = &[];
+    let cases: &[(&[&str], &[(&str, &str)])] = &[
+        // Aborted allocating 1.9 TB for the list's decisions (now CL_LIST_LENGTH_MAX).
+        (
+            &[
+                "choice-list",
+                "--space",
+                "s.yaml",
+                "--strategy",
+                "reinforce",
+                "--out",
+                "out",
+                "--evaluations",
+                "2",
+            ],
+            &[(
+                "s.yaml",
+                "hidden: {min: 0, max: 481784728038, choices: [Sigmoid]}\n",
+            )],
+        ),
+        // Retrained 2^64 - 1 times, deaf to SIGTERM (now RETRAIN_SEEDS_MAX).
+        (
+            &[
+                "--set",
+                "retrain_seeds=18446744073709551615",
+                "--rollouts",
+                "2",
+                "--out",
+                "out",
+            ],
+            &[],
+        ),
+        // A long final retraining must stop on SIGTERM with 130.
+        (
+            &[
+                "--set",
+                "retrain_seeds=64",
+                "--rollouts",
+                "2",
+                "--out",
+                "out",
+            ],
+            &[],
+        ),
+    ];
     for (args, files) in cases {
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let files: Vec<(&str, Vec<u8>)> = files

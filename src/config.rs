@@ -467,9 +467,12 @@ impl Settings {
             format!("`--set {assignment}`: expected KEY=VALUE, e.g. --set controller_lr=0.003")
         })?;
         if key.trim() == "preset" {
+            let flag = match value.trim() {
+                v @ ("default" | "reference") => format!("`--preset {v}`"),
+                _ => "`--preset default` or `--preset reference`".into(),
+            };
             return Err(format!(
-                "`--set {assignment}`: a preset is a set of values, not one setting; use `--preset {}` instead",
-                value.trim()
+                "`--set {assignment}`: a preset is a set of values, not one setting; use {flag} instead"
             ));
         }
         let mut tree = serde_json::to_value(&*self).expect("settings serialise");

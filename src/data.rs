@@ -1,6 +1,7 @@
 //! The data children learn: sklearn `make_moons` (REFERENCE.md section 1), points read from a
 //! CSV file, or the iris and winequality datasets of linfa-datasets; split 70/10/20 in order.
 
+use std::io::Write;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -198,7 +199,8 @@ pub fn load(source: &Source, settings: &DataSettings) -> Result<Splits> {
     };
     let mut splits = split(&data, settings.train_fraction, settings.dev_fraction);
     if let Some(warning) = missing_classes(&splits) {
-        eprintln!("warning: {warning}");
+        // Best effort: a closed or full stderr must not stop the search.
+        let _ = writeln!(std::io::stderr(), "warning: {warning}");
     }
     for (part, what) in [
         (&splits.train, "train"),

@@ -551,7 +551,9 @@ proptest! {
 /// Inputs that failed during development, replayed as fixed cases.
 #[test]
 fn fixed_cases_found_by_fuzzing() {
-    let cases: &[(&[&str], &[(&str, &str)])] = &[
+    /// Arguments, and files (name, text) written into the working folder first.
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)]);
+    let cases: &[Case] = &[
         // Aborted allocating 1.9 TB for the list's decisions (now CL_LIST_LENGTH_MAX).
         (
             &[

@@ -37,6 +37,35 @@ impl Adam {
         let update = &self.m * (-lr * bc2.sqrt() / bc1);
         let _ = params.addcdiv_(&update, &denom);
     }
+
+    /// The same step, taken only when the new weights and moments are all finite; otherwise
+    /// nothing changes and the result is false (a diverged update is never applied).
+    pub fn try_step(&mut self, params: &mut Tensor, grads: &Tensor, lr: f64) -> bool {
+        let _guard = tch::no_grad_guard();
+        let (b1, b2) = ADAM_BETAS;
+        let step = self.step.saturating_add(1);
+        let bc1 = 1.0 - b1.powi(step);
+        let bc2 = 1.0 - b2.powi(step);
+        let m = self.m.lerp(grads, 1.0 - b1);
+        let v = self.v.lerp(&grads.square(), 1.0 - b2);
+        let mut denom = v.sqrt();
+        let _ = denom.g_add_scalar_(ADAM_EPS * bc2.sqrt());
+        let update = &m * (-lr * bc2.sqrt() / bc1);
+        let new = params.addcdiv(&update, &denom);
+        if !(all_finite(&m) && all_finite(&v) && all_finite(&new)) {
+            return false;
+        }
+        self.m = m;
+        self.v = v;
+        self.step = step;
+        params.copy_(&new);
+        true
+    }
+}
+
+/// Whether every element of `t` is finite (no NaN, no infinity).
+pub fn all_finite(t: &Tensor) -> bool {
+    t.isfinite().all().int64_value(&[]) != 0
 }
 
 #[cfg(test)]
@@ -62,5 +91,31 @@ mod tests {
         let got = p.double_value(&[0]);
         assert!((got - expect0).abs() < 1e-5, "got {got}, want {expect0}");
         assert_eq!(adam.step, 2);
+    }
+
+    #[test]
+    fn try_step_takes_the_same_step_or_none() {
+        let g = Tensor::from_slice(&[0.5f32, -1.0]);
+        let (mut p, mut q) = (
+            Tensor::from_slice(&[1.0f32, -2.0]),
+            Tensor::from_slice(&[1.0f32, -2.0]),
+        );
+        let (mut a, mut b) = (Adam::new(&p), Adam::new(&q));
+        for _ in 0..3 {
+            a.step(&mut p, &g, 0.1);
+            assert!(b.try_step(&mut q, &g, 0.1));
+        }
+        assert_eq!(
+            Vec::<f32>::try_from(&p).unwrap(),
+            Vec::<f32>::try_from(&q).unwrap()
+        );
+        assert_eq!((a.step, b.step), (3, 3));
+        // A gradient whose square overflows f32 would make v infinite: refused, nothing moves.
+        let before = Vec::<f32>::try_from(&q).unwrap();
+        let huge = Tensor::from_slice(&[1e30f32, f32::NAN]);
+        assert!(!b.try_step(&mut q, &huge, 0.1));
+        assert_eq!(Vec::<f32>::try_from(&q).unwrap(), before);
+        assert_eq!(b.step, 3);
+        assert!(all_finite(&b.v) && all_finite(&b.m));
     }
 }

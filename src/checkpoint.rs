@@ -78,6 +78,10 @@ pub fn path(dir: &Path) -> PathBuf {
 /// Writes the checkpoint through a temporary file, fsync and rename: the previous checkpoint
 /// stays in place until the new one is complete.
 pub fn save(dir: &Path, checkpoint: &Checkpoint) -> Result<()> {
+    // JSON has no NaN: serde would write `null`, and the file would not load again.
+    if let Some(what) = non_finite(checkpoint) {
+        anyhow::bail!("the checkpoint was not written: {what} is not finite");
+    }
     let body = serde_json::to_vec(checkpoint).context("cannot serialise the checkpoint")?;
     let mut bytes = format!("{MAGIC} {:016x} {}\n", fnv1a(&body), body.len()).into_bytes();
     bytes.extend_from_slice(&body);
@@ -87,6 +91,31 @@ pub fn save(dir: &Path, checkpoint: &Checkpoint) -> Result<()> {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// The first number of a checkpoint that is NaN or infinite, by name.
+pub fn non_finite(c: &Checkpoint) -> Option<String> {
+    let scalars = [("beta", c.beta), ("wall_seconds", c.wall_seconds)];
+    if let Some((name, _)) = scalars.iter().find(|(_, v)| !v.is_finite()) {
+        return Some(name.to_string());
+    }
+    c.searches.iter().enumerate().find_map(|(s, sc)| {
+        let vectors = [
+            ("controller", &sc.controller),
+            ("adam_m", &sc.adam_m),
+            ("adam_v", &sc.adam_v),
+        ];
+        let bad_vector = vectors
+            .iter()
+            .find(|(_, v)| v.iter().any(|x| !x.is_finite()));
+        let b = &sc.baseline;
+        let bad_baseline = !b.variance.is_finite() || b.value.is_some_and(|v| !v.is_finite());
+        match (bad_vector, bad_baseline) {
+            (Some((name, _)), _) => Some(format!("search {s}'s {name}")),
+            (None, true) => Some(format!("search {s}'s baseline")),
+            _ => None,
+        }
+    })
 }
 
 /// Reads and verifies a checkpoint; a missing, truncated or damaged file is a `UsageError`.
@@ -231,6 +260,29 @@ mod tests {
         let err = load(dir.path()).unwrap_err();
         assert!(err.downcast_ref::<UsageError>().is_some());
         assert!(err.to_string().contains("corrupt or truncated"));
+    }
+
+    #[test]
+    fn a_non_finite_number_is_never_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = sample();
+        c.searches[0].adam_v[1] = f32::INFINITY;
+        let err = save(dir.path(), &c).unwrap_err().to_string();
+        assert!(err.contains("search 0's adam_v"), "{err}");
+        assert!(!path(dir.path()).exists(), "nothing written");
+        let mut c = sample();
+        c.searches[0].baseline.value = Some(f64::NAN);
+        assert!(save(dir.path(), &c)
+            .unwrap_err()
+            .to_string()
+            .contains("baseline"));
+        let mut c = sample();
+        c.beta = f64::NAN;
+        assert!(save(dir.path(), &c)
+            .unwrap_err()
+            .to_string()
+            .contains("beta"));
+        assert_eq!(non_finite(&sample()), None);
     }
 
     #[test]

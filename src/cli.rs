@@ -88,13 +88,13 @@ pub struct ChoiceListArgs {
     #[arg(long, value_enum, default_value = "evolution")]
     pub strategy: StrategyChoice,
     /// Children evaluated per strategy and seed
-    #[arg(long, allow_negative_numbers = true, default_value_t = config::CL_EVALUATIONS as u64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    #[arg(long, allow_negative_numbers = true, default_value_t = config::CL_EVALUATIONS as u64, value_parser = clap::value_parser!(u64).range(1..=config::CL_EVALUATIONS_MAX as u64))]
     pub evaluations: u64,
     /// First seed
     #[arg(long, allow_negative_numbers = true, default_value_t = config::SEED)]
     pub seed: u64,
     /// Runs per strategy, seeds seed, seed+1, ...
-    #[arg(long, allow_negative_numbers = true, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=100))]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=config::CL_SEEDS_MAX as u64))]
     pub seeds: u64,
     /// Where children train: auto, cpu, cuda or cuda:N
     #[arg(long, default_value = "auto")]
@@ -133,7 +133,7 @@ fn choice_list(args: &ChoiceListArgs) -> anyhow::Result<i32> {
 #[derive(Args, Debug, Clone)]
 pub struct SearchArgs {
     /// Architectures to sample and train (per search)
-    #[arg(long, allow_negative_numbers = true, default_value_t = config::ROLLOUTS as u64, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    #[arg(long, allow_negative_numbers = true, default_value_t = config::ROLLOUTS as u64, value_parser = clap::value_parser!(u64).range(1..=config::ROLLOUTS_MAX as u64))]
     pub rollouts: u64,
     /// Seed of the controller, the children and the retraining (CPU runs repeat exactly)
     #[arg(long, allow_negative_numbers = true, default_value_t = config::SEED)]
@@ -155,10 +155,10 @@ pub struct SearchArgs {
     #[arg(long, value_name = "DIR", requires = "dataset")]
     pub data_dir: Option<PathBuf>,
     /// Rollouts sampled per controller update; their children train together (K)
-    #[arg(long, allow_negative_numbers = true, default_value_t = config::ROLLOUTS_PER_UPDATE as u64, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    #[arg(long, allow_negative_numbers = true, default_value_t = config::ROLLOUTS_PER_UPDATE as u64, value_parser = clap::value_parser!(u64).range(1..=config::ROLLOUTS_PER_UPDATE_MAX as u64))]
     pub rollouts_per_update: u64,
     /// Independent searches (seeds seed, seed+1, ...) run in lockstep, children trained together (S)
-    #[arg(long, allow_negative_numbers = true, default_value_t = config::SEARCHES as u64, value_parser = clap::value_parser!(u64).range(1..=256))]
+    #[arg(long, allow_negative_numbers = true, default_value_t = config::SEARCHES as u64, value_parser = clap::value_parser!(u64).range(1..=config::SEARCHES_MAX as u64))]
     pub searches: u64,
     /// Controller settings: `default` (tuned so the search learns) or `reference` (the original)
     #[arg(long, value_enum, default_value = "default")]
@@ -181,7 +181,8 @@ pub struct SearchArgs {
 }
 
 impl SearchArgs {
-    /// The settings of this run: the preset's constants with the flags and `--set`s applied.
+    /// The settings of this run: the preset's constants with the flags and `--set`s applied,
+    /// checked whole (ranges and limits, `Settings::validate`) however the values arrived.
     pub fn settings(&self) -> Result<Settings, UsageError> {
         let mut settings = Settings {
             rollouts: self.rollouts as usize,
@@ -193,6 +194,7 @@ impl SearchArgs {
         for assignment in &self.overrides {
             settings.set(assignment).map_err(UsageError::new)?;
         }
+        settings.validate().map_err(UsageError::new)?;
         Ok(settings)
     }
 

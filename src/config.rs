@@ -95,6 +95,45 @@ pub const CNN_KERNEL: i64 = 3; // kernel side, padded to keep the size at stride
 // --- Final evaluation ---
 pub const RETRAIN_SEEDS: usize = 5; // the best architecture is retrained this often and tested
 
+// --- Limits: the largest (or smallest) value accepted, whether it comes from a flag, `--set`,
+// a YAML space, a data file or a checkpoint; they keep memory, time and arithmetic bounded ---
+pub const ROLLOUTS_MAX: usize = 10_000_000; // rollouts per search
+pub const SEARCHES_MAX: usize = 256; // searches run in lockstep (S)
+pub const ROLLOUTS_PER_UPDATE_MAX: usize = 4096; // rollouts per controller update (K)
+pub const CHILDREN_PER_UPDATE_MAX: usize = 4096; // K x S children trained side by side
+pub const ROLLOUT_RECORDS_MAX: usize = 10_000_000; // rollouts x searches, every one kept in memory
+pub const MAX_ACTIONS_MAX: usize = 64; // actions per rollout (so layers per child)
+pub const CONTROLLER_HIDDEN_MAX: usize = 4096; // GRU hidden size
+pub const CONTROLLER_WEIGHTS_MAX: usize = 64 << 20; // weights of all controllers together (~1 GB with Adam and gradient)
+pub const CONTROLLER_LR_MAX: f64 = 1.0; // Adam's step is about lr: more only scrambles the policy
+pub const GAMMA_MAX: f64 = 1.0; // a discount: gamma^T must not grow with T
+pub const ENTROPY_BETA_MAX: f64 = 10.0; // entropy_beta and entropy_floor (an entropy is at most ln 10 here)
+pub const PENALTY_MAX: f64 = 10.0; // |early_eos_penalty| and |repeat_penalty|; accuracies lie in [0, 1]
+pub const GRAD_CLIP_MAX: f64 = 1e6; // a clip norm above this never clips
+pub const CHILD_LR_MAX: f64 = 10.0; // child.lr and a space's learning_rate
+pub const CHILD_BATCH_SIZE_MAX: usize = 1_000_000; // child.batch_size and a space's batch_size
+pub const CHILD_MAX_EPOCHS_MAX: usize = 100_000; // child.max_epochs, child.patience and their space keys
+pub const CHILD_WIDTH_MAX: usize = 4096; // units of one hidden layer of a child
+pub const CHILD_WEIGHTS_MAX: usize = 4 << 20; // weights of one child (~64 MB with Adam and gradient)
+pub const RETRAIN_SEEDS_MAX: usize = 1000; // retrainings of the best architecture
+pub const MOVING_AVERAGE_MAX: usize = ROLLOUTS_MAX; // window of the moving averages
+pub const DATA_BYTES_MAX: u64 = 1 << 30; // size of a --data file
+pub const DATA_POINTS_MAX: usize = 10_000_000; // points of a --data file
+pub const DATA_FEATURES_MAX: usize = 4096; // features (x1..xd) of a --data file
+pub const DATA_VALUES_MAX: usize = 100_000_000; // points x features of a --data file (400 MB as f32)
+pub const LABEL_MAX: i64 = 1000; // largest class label of a --data file
+pub const CL_EVALUATIONS_MAX: usize = 1_000_000; // choice-list --evaluations
+pub const CL_SEEDS_MAX: usize = 100; // choice-list --seeds
+pub const CL_SPACE_BYTES_MAX: usize = 16 << 20; // size of a YAML space file
+pub const CL_INDENT_MAX: usize = 1024; // columns of block indentation, checked before parsing (bounds nesting)
+pub const CL_DEPTH_MAX: usize = 32; // parameters nested in parameters
+pub const CL_PARAMETERS_MAX: usize = 200_000; // parameters and constants in a space
+pub const CL_OPTIONS_MAX: usize = 50_000; // options of one list
+pub const CL_PARAM_OPTIONS_MAX: usize = 64; // options of one list that are parameters, not fixed values (compared pairwise)
+pub const CL_LIST_LENGTH_MAX: usize = 64; // elements of a ChoiceList (max - 1) or a Subset (size)
+pub const CL_PARTITION_MAX: usize = 64; // groups of a Partition
+pub const CL_DECISIONS_MAX: usize = 1000; // decisions of one configuration
+
 // --- Output ---
 pub const MOVING_AVERAGE: usize = 100; // window of the moving averages (plots, progress, summary)
 pub const LAST_ROLLOUTS: usize = 500; // summary's "last" mean covers this many final rollouts
@@ -174,6 +213,101 @@ impl Default for ChildSettings {
     }
 }
 
+impl ChildSettings {
+    /// Checks the ranges and limits of a child's training settings; `name` turns a field's
+    /// name into the caller's (`child.lr` for `--set`, `learning_rate` in a choice-list space).
+    pub fn validate(&self, name: &dyn Fn(&str) -> String) -> Result<(), String> {
+        real(
+            &name("lr"),
+            self.lr,
+            Above(0.0),
+            AtMost(CHILD_LR_MAX, "CHILD_LR_MAX"),
+        )?;
+        real(
+            &name("dropout"),
+            self.dropout,
+            AtLeast(0.0),
+            Below(1.0, "dropout keeps some units"),
+        )?;
+        count(
+            &name("batch_size"),
+            self.batch_size,
+            CHILD_BATCH_SIZE_MAX,
+            "CHILD_BATCH_SIZE_MAX",
+        )?;
+        count(
+            &name("max_epochs"),
+            self.max_epochs,
+            CHILD_MAX_EPOCHS_MAX,
+            "CHILD_MAX_EPOCHS_MAX",
+        )?;
+        count(
+            &name("patience"),
+            self.patience,
+            CHILD_MAX_EPOCHS_MAX,
+            "CHILD_MAX_EPOCHS_MAX",
+        )?;
+        Ok(())
+    }
+}
+
+/// The lower end of a range: `Above(x)` excludes x, `AtLeast(x)` includes it.
+#[derive(Clone, Copy)]
+enum Low {
+    Above(f64),
+    AtLeast(f64),
+}
+
+/// The upper end of a range with the name of its limit: `Below` excludes it, `AtMost` includes it.
+#[derive(Clone, Copy)]
+enum High {
+    Below(f64, &'static str),
+    AtMost(f64, &'static str),
+}
+use High::*;
+use Low::*;
+
+/// A real setting must be finite and in its range; the message names the range and its limit.
+fn real(name: &str, v: f64, low: Low, high: High) -> Result<(), String> {
+    let (lo_ok, lo_text) = match low {
+        Above(x) => (v > x, format!("above {x}")),
+        AtLeast(x) => (v >= x, format!("at least {x}")),
+    };
+    let (hi_ok, hi_text, limit) = match high {
+        Below(x, why) => (v < x, format!("below {x}"), why),
+        AtMost(x, why) => (v <= x, format!("at most {x}"), why),
+    };
+    if v.is_finite() && lo_ok && hi_ok {
+        return Ok(());
+    }
+    let limit = if limit.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
+        format!(" ({limit} in src/config.rs)")
+    } else {
+        format!(" ({limit})")
+    };
+    let shown = if v != 0.0 && !(1e-4..1e6).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        v.to_string()
+    };
+    Err(format!(
+        "{name} must be a finite number {lo_text} and {hi_text}{limit}, got {shown}"
+    ))
+}
+
+/// A count must lie in 1..=max; the message names the limit.
+fn count(name: &str, v: usize, max: usize, limit: &str) -> Result<(), String> {
+    if v == 0 {
+        return Err(format!("{name} must be at least 1, got 0"));
+    }
+    if v > max {
+        return Err(format!(
+            "{name} is {v}, above the limit of {max} ({limit} in src/config.rs)"
+        ));
+    }
+    Ok(())
+}
+
 impl Default for DataSettings {
     fn default() -> Self {
         DataSettings {
@@ -235,59 +369,119 @@ impl Settings {
         }
     }
 
-    /// Checks every value a user can set; the error names the setting and the allowed range.
+    /// Checks every value a user can set against its range and the limits above; the error
+    /// names the setting, the allowed range and the limit. Settings from flags, `--set` and
+    /// checkpoints all pass through here.
     pub fn validate(&self) -> Result<(), String> {
-        let positive = [
-            ("controller_lr", self.controller_lr),
-            ("child.lr", self.child.lr),
-            ("entropy_decay", self.entropy_decay),
-            ("baseline_decay", self.baseline_decay),
-        ];
-        for (name, v) in positive {
-            if !(v.is_finite() && v > 0.0) {
-                return Err(format!("{name} must be a finite number above 0, got {v}"));
-            }
-        }
-        let non_negative = [
-            ("entropy_beta", self.entropy_beta),
-            ("entropy_floor", self.entropy_floor),
-            ("grad_clip", self.grad_clip),
-            ("gamma", self.gamma),
-        ];
-        for (name, v) in non_negative {
-            if !(v.is_finite() && v >= 0.0) {
-                return Err(format!(
-                    "{name} must be a finite number of at least 0, got {v}"
-                ));
-            }
-        }
+        real(
+            "controller_lr",
+            self.controller_lr,
+            Above(0.0),
+            AtMost(CONTROLLER_LR_MAX, "CONTROLLER_LR_MAX"),
+        )?;
+        real(
+            "gamma",
+            self.gamma,
+            AtLeast(0.0),
+            AtMost(GAMMA_MAX, "GAMMA_MAX"),
+        )?;
+        real(
+            "entropy_beta",
+            self.entropy_beta,
+            AtLeast(0.0),
+            AtMost(ENTROPY_BETA_MAX, "ENTROPY_BETA_MAX"),
+        )?;
+        real(
+            "entropy_decay",
+            self.entropy_decay,
+            Above(0.0),
+            AtMost(1.0, "a decay"),
+        )?;
+        real(
+            "entropy_floor",
+            self.entropy_floor,
+            AtLeast(0.0),
+            AtMost(ENTROPY_BETA_MAX, "ENTROPY_BETA_MAX"),
+        )?;
+        real(
+            "baseline_decay",
+            self.baseline_decay,
+            Above(0.0),
+            Below(1.0, "a decay"),
+        )?;
+        real(
+            "grad_clip",
+            self.grad_clip,
+            AtLeast(0.0),
+            AtMost(GRAD_CLIP_MAX, "GRAD_CLIP_MAX"),
+        )?;
         for (name, v) in [
             ("early_eos_penalty", self.early_eos_penalty),
             ("repeat_penalty", self.repeat_penalty),
         ] {
-            if !v.is_finite() {
-                return Err(format!("{name} must be finite, got {v}"));
-            }
+            real(
+                name,
+                v,
+                AtLeast(-PENALTY_MAX),
+                AtMost(PENALTY_MAX, "PENALTY_MAX"),
+            )?;
         }
-        if self.entropy_decay > 1.0 || self.baseline_decay >= 1.0 {
-            return Err("entropy_decay must be at most 1 and baseline_decay below 1".into());
+        count("rollouts", self.rollouts, ROLLOUTS_MAX, "ROLLOUTS_MAX")?;
+        count(
+            "max_actions",
+            self.max_actions,
+            MAX_ACTIONS_MAX,
+            "MAX_ACTIONS_MAX",
+        )?;
+        count(
+            "rollouts_per_update",
+            self.rollouts_per_update,
+            ROLLOUTS_PER_UPDATE_MAX,
+            "ROLLOUTS_PER_UPDATE_MAX",
+        )?;
+        count("searches", self.searches, SEARCHES_MAX, "SEARCHES_MAX")?;
+        count(
+            "controller_hidden",
+            self.controller_hidden,
+            CONTROLLER_HIDDEN_MAX,
+            "CONTROLLER_HIDDEN_MAX",
+        )?;
+        count(
+            "retrain_seeds",
+            self.retrain_seeds,
+            RETRAIN_SEEDS_MAX,
+            "RETRAIN_SEEDS_MAX",
+        )?;
+        count(
+            "moving_average",
+            self.moving_average,
+            MOVING_AVERAGE_MAX,
+            "MOVING_AVERAGE_MAX",
+        )?;
+        self.child.validate(&|field| format!("child.{field}"))?;
+        // Limits of products: memory grows with both factors.
+        let children = self.rollouts_per_update.saturating_mul(self.searches);
+        if children > CHILDREN_PER_UPDATE_MAX {
+            return Err(format!(
+                "rollouts_per_update x searches is {} x {} = {children} children trained side by side, above the limit of {CHILDREN_PER_UPDATE_MAX} (CHILDREN_PER_UPDATE_MAX in src/config.rs)",
+                self.rollouts_per_update, self.searches
+            ));
         }
-        let counts = [
-            ("rollouts", self.rollouts),
-            ("max_actions", self.max_actions),
-            ("rollouts_per_update", self.rollouts_per_update),
-            ("searches", self.searches),
-            ("controller_hidden", self.controller_hidden),
-            ("child.batch_size", self.child.batch_size),
-            ("child.max_epochs", self.child.max_epochs),
-            ("child.patience", self.child.patience),
-            ("retrain_seeds", self.retrain_seeds),
-            ("moving_average", self.moving_average),
-        ];
-        for (name, v) in counts {
-            if v == 0 {
-                return Err(format!("{name} must be at least 1"));
-            }
+        let records = self.rollouts.saturating_mul(self.searches);
+        if records > ROLLOUT_RECORDS_MAX {
+            return Err(format!(
+                "rollouts x searches is {} x {} = {records} rollouts, above the limit of {ROLLOUT_RECORDS_MAX} (ROLLOUT_RECORDS_MAX in src/config.rs)",
+                self.rollouts, self.searches
+            ));
+        }
+        let weights =
+            crate::controller::Controller::n_params(crate::space::EOS + 1, self.controller_hidden)
+                .saturating_mul(self.searches);
+        if weights > CONTROLLER_WEIGHTS_MAX {
+            return Err(format!(
+                "controller_hidden {} with {} search(es) needs {weights} controller weights, above the limit of {CONTROLLER_WEIGHTS_MAX} (CONTROLLER_WEIGHTS_MAX in src/config.rs); lower controller_hidden or searches",
+                self.controller_hidden, self.searches
+            ));
         }
         Ok(())
     }
@@ -298,6 +492,15 @@ impl Settings {
         let (key, value) = assignment.split_once('=').ok_or_else(|| {
             format!("`--set {assignment}`: expected KEY=VALUE, e.g. --set controller_lr=0.003")
         })?;
+        if key.trim() == "preset" {
+            let flag = match value.trim() {
+                v @ ("default" | "reference") => format!("`--preset {v}`"),
+                _ => "`--preset default` or `--preset reference`".into(),
+            };
+            return Err(format!(
+                "`--set {assignment}`: a preset is a set of values, not one setting; use {flag} instead"
+            ));
+        }
         let mut tree = serde_json::to_value(&*self).expect("settings serialise");
         let mut node = &mut tree;
         for part in key.trim().split('.') {
@@ -443,6 +646,105 @@ mod tests {
             .contains("at least 1"));
         assert!(s.set("controller_lr").unwrap_err().contains("KEY=VALUE"));
         assert_eq!(s.controller_lr, 0.003, "a refused --set changes nothing");
+    }
+
+    #[test]
+    fn every_numeric_setting_has_a_range_that_names_its_limit() {
+        // (assignment, text the refusal must contain)
+        let refused = [
+            ("controller_hidden=1000000", "CONTROLLER_HIDDEN_MAX"),
+            ("controller_hidden=0", "at least 1"),
+            ("searches=100000", "SEARCHES_MAX"),
+            ("rollouts=10000001", "ROLLOUTS_MAX"),
+            ("rollouts_per_update=4097", "ROLLOUTS_PER_UPDATE_MAX"),
+            ("max_actions=65", "MAX_ACTIONS_MAX"),
+            ("retrain_seeds=100000000", "RETRAIN_SEEDS_MAX"),
+            ("moving_average=0", "at least 1"),
+            ("child.max_epochs=100001", "CHILD_MAX_EPOCHS_MAX"),
+            ("child.patience=100001", "CHILD_MAX_EPOCHS_MAX"),
+            ("child.batch_size=1000001", "CHILD_BATCH_SIZE_MAX"),
+            ("child.lr=11", "CHILD_LR_MAX"),
+            ("child.lr=0", "above 0"),
+            ("child.dropout=1.5", "below 1"),
+            ("child.dropout=1", "below 1"),
+            ("child.dropout=-1", "at least 0"),
+            ("gamma=1e300", "GAMMA_MAX"),
+            ("gamma=1.01", "GAMMA_MAX"),
+            ("gamma=-1", "at least 0"),
+            ("entropy_beta=1e300", "ENTROPY_BETA_MAX"),
+            ("entropy_floor=11", "ENTROPY_BETA_MAX"),
+            ("entropy_decay=1.5", "at most 1"),
+            ("baseline_decay=1", "below 1"),
+            ("repeat_penalty=1e308", "PENALTY_MAX"),
+            ("early_eos_penalty=-11", "at least -10"),
+            ("controller_lr=2", "CONTROLLER_LR_MAX"),
+            ("grad_clip=1e7", "GRAD_CLIP_MAX"),
+            ("controller_lr=NaN", "controller_lr"),
+            ("controller_lr=1e400", "controller_lr"),
+            ("child.max_epochs=1e20", "child.max_epochs"),
+            ("seed=-1", "seed"),
+        ];
+        for (assignment, expected) in refused {
+            let mut s = Settings::default();
+            let e = s.set(assignment).unwrap_err();
+            assert!(e.contains(expected), "{assignment}: {e}");
+            assert_eq!(s, Settings::default(), "{assignment} changed nothing");
+        }
+        // The ends of the ranges are accepted.
+        let mut s = Settings::default();
+        for ok in [
+            "gamma=1",
+            "gamma=0",
+            "child.dropout=0.99",
+            "controller_hidden=1",
+            "controller_lr=1",
+            "early_eos_penalty=-10",
+            "searches=256",
+        ] {
+            s.set(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+    }
+
+    #[test]
+    fn limits_of_products_are_checked_too() {
+        let s = Settings {
+            searches: 256,
+            controller_hidden: 4096,
+            ..Settings::default()
+        };
+        assert!(s.validate().unwrap_err().contains("CONTROLLER_WEIGHTS_MAX"));
+        let s = Settings {
+            searches: 2,
+            rollouts_per_update: 4096,
+            ..Settings::default()
+        };
+        assert!(s
+            .validate()
+            .unwrap_err()
+            .contains("CHILDREN_PER_UPDATE_MAX"));
+        let s = Settings {
+            searches: 2,
+            rollouts: ROLLOUTS_MAX,
+            ..Settings::default()
+        };
+        assert!(s.validate().unwrap_err().contains("ROLLOUT_RECORDS_MAX"));
+        let s = Settings {
+            controller_hidden: CONTROLLER_HIDDEN_MAX,
+            ..Settings::default()
+        };
+        assert_eq!(
+            s.validate(),
+            Ok(()),
+            "one search at the largest hidden size fits"
+        );
+    }
+
+    #[test]
+    fn a_preset_cannot_be_set_as_one_value() {
+        let mut s = Settings::default();
+        let e = s.set("preset=reference").unwrap_err();
+        assert!(e.contains("use `--preset reference`"), "{e}");
+        assert_eq!(s, Settings::default());
     }
 
     #[test]

@@ -57,8 +57,16 @@ impl Controller {
         }
     }
 
-    fn n_params(v: usize, h: usize) -> usize {
-        3 * h * v + 3 * h * h + 3 * h + 3 * h + v * h + v
+    /// Weights of a controller over `v` options with hidden size `h` (saturating).
+    pub fn n_params(v: usize, h: usize) -> usize {
+        let (v3h, h3h) = (
+            v.saturating_mul(h).saturating_mul(3),
+            h.saturating_mul(h).saturating_mul(3),
+        );
+        v3h.saturating_add(h3h)
+            .saturating_add(h.saturating_mul(6))
+            .saturating_add(v.saturating_mul(h))
+            .saturating_add(v)
     }
 
     /// The flat weights (for checkpoints and tests).
@@ -106,22 +114,24 @@ impl Controller {
     /// views into the flat weights, made per call so autograd reaches the flat tensor.
     fn views(&self) -> [Tensor; 6] {
         let (v, h) = (self.vocabulary as i64, self.hidden as i64);
+        // (rows, columns) of the matrices; `None` columns for the bias vectors. A matrix with
+        // one column (hidden size 1, or a single option) stays a matrix.
         let sizes = [
-            (3 * h, v),
-            (3 * h, h),
-            (3 * h, 1),
-            (3 * h, 1),
-            (v, h),
-            (v, 1),
+            (3 * h, Some(v)),
+            (3 * h, Some(h)),
+            (3 * h, None),
+            (3 * h, None),
+            (v, Some(h)),
+            (v, None),
         ];
         let mut offset = 0;
         sizes.map(|(rows, cols)| {
-            let t = self.params.narrow(0, offset, rows * cols);
-            offset += rows * cols;
-            if cols == 1 {
-                t
-            } else {
-                t.view([rows, cols])
+            let n = rows * cols.unwrap_or(1);
+            let t = self.params.narrow(0, offset, n);
+            offset += n;
+            match cols {
+                Some(cols) => t.view([rows, cols]),
+                None => t,
             }
         })
     }
@@ -207,6 +217,10 @@ impl Controller {
     /// reward less a baseline). Per sequence of `T` decisions the loss is
     /// `sum_t [-log pi(a_t) * gamma^(T-t) * A - beta * H_t] / T` (the reference's form, its
     /// discount applied from the end); the update uses the mean over sequences.
+    ///
+    /// Sequences without decisions (a space with a single configuration) teach nothing: the
+    /// weights stay. An update whose loss, gradient or resulting weights would not be finite is
+    /// not applied and is reported as an error; the controller keeps its last finite state.
     pub fn reinforce(
         &mut self,
         space: &dyn SearchSpace,
@@ -214,11 +228,26 @@ impl Controller {
         advantages: &[f64],
         beta: f64,
         settings: &crate::config::Settings,
-    ) -> UpdateStats {
+    ) -> Result<UpdateStats, String> {
         let (gamma, lr, clip) = (settings.gamma, settings.controller_lr, settings.grad_clip);
-        assert_eq!(sequences.len(), advantages.len());
+        if sequences.len() != advantages.len() {
+            return Err(format!(
+                "{} sequences but {} advantages",
+                sequences.len(),
+                advantages.len()
+            ));
+        }
         let k = sequences.len() as i64;
         let t_max = sequences.iter().map(Vec::len).max().unwrap_or(0);
+        if t_max == 0 {
+            return Ok(UpdateStats {
+                loss: 0.0,
+                entropy: 0.0,
+            });
+        }
+        if let Some(a) = advantages.iter().find(|a| !a.is_finite()) {
+            return Err(format!("an advantage is {a}"));
+        }
         let w = self.views();
         let mut h = Tensor::zeros([k, self.hidden as i64], (Kind::Float, self.device));
         let mut previous: Option<Tensor> = None;
@@ -289,9 +318,16 @@ impl Controller {
             previous = Some(actions);
         }
         let loss = total.mean(Kind::Float);
+        let loss_value = loss.double_value(&[]);
+        if !loss_value.is_finite() {
+            return Err(format!("the loss is {loss_value}"));
+        }
         self.params.zero_grad();
         loss.backward();
         let mut grads = self.params.grad();
+        if !crate::adam::all_finite(&grads) {
+            return Err("the gradient is not finite".into());
+        }
         if clip > 0.0 {
             // Scale the whole gradient down to norm `clip`, as torch's clip_grad_norm_.
             let norm = grads.norm().double_value(&[]);
@@ -299,11 +335,13 @@ impl Controller {
                 grads *= clip / (norm + 1e-6);
             }
         }
-        self.adam.step(&mut self.params, &grads, lr);
-        UpdateStats {
-            loss: loss.double_value(&[]),
-            entropy: entropy_sum / decisions.max(1) as f64,
+        if !self.adam.try_step(&mut self.params, &grads, lr) {
+            return Err("the updated weights or Adam moments would not be finite".into());
         }
+        Ok(UpdateStats {
+            loss: loss_value,
+            entropy: entropy_sum / decisions.max(1) as f64,
+        })
     }
 }
 
@@ -433,12 +471,14 @@ mod tests {
         for feed in [false, true] {
             let mut c = controller(feed);
             let before = c.next_probabilities(&[])[3];
-            c.reinforce(&Fixed, &[vec![3, 1, 2]], &[1.0], 0.0, &plain());
+            c.reinforce(&Fixed, &[vec![3, 1, 2]], &[1.0], 0.0, &plain())
+                .unwrap();
             let after = c.next_probabilities(&[])[3];
             assert!(after > before, "feed_previous {feed}: {before} -> {after}");
             // And a negative reward makes it less likely.
             let mut c = controller(feed);
-            c.reinforce(&Fixed, &[vec![3, 1, 2]], &[-1.0], 0.0, &plain());
+            c.reinforce(&Fixed, &[vec![3, 1, 2]], &[-1.0], 0.0, &plain())
+                .unwrap();
             assert!(c.next_probabilities(&[])[3] < before);
         }
     }
@@ -449,7 +489,9 @@ mod tests {
         let mut rng = Pcg64::seed_from_u64(1);
         for _ in 0..5 {
             let seqs = c.sample(&Fixed, 4, &mut rng);
-            let stats = c.reinforce(&Fixed, &seqs, &[0.5, 0.1, 0.9, 0.3], 0.01, &plain());
+            let stats = c
+                .reinforce(&Fixed, &seqs, &[0.5, 0.1, 0.9, 0.3], 0.01, &plain())
+                .unwrap();
             assert!(
                 stats.entropy <= (10f64).ln() + 1e-9 && stats.entropy > 0.0,
                 "{}",
@@ -468,13 +510,109 @@ mod tests {
         // loss = (3 * (ln 10 * 0.5) - 3 * 0.1 * ln 10) / 3 = 0.4 * ln 10.
         let mut c = controller(true);
         let _ = tch::no_grad(|| c.params.zero_());
-        let stats = c.reinforce(&Fixed, &[vec![1, 2, 3]], &[0.5], 0.1, &plain());
+        let stats = c
+            .reinforce(&Fixed, &[vec![1, 2, 3]], &[0.5], 0.1, &plain())
+            .unwrap();
         assert!(
             (stats.loss - 0.4 * 10f64.ln()).abs() < 1e-5,
             "{}",
             stats.loss
         );
         assert!((stats.entropy - 10f64.ln()).abs() < 1e-5);
+    }
+
+    /// A space of one decision with `n` options (n = 1: a single configuration to evaluate).
+    struct OneDecision(usize);
+    impl SearchSpace for OneDecision {
+        fn vocabulary(&self) -> usize {
+            self.0
+        }
+        fn max_decisions(&self) -> usize {
+            1
+        }
+        fn is_complete(&self, d: &[usize]) -> bool {
+            !d.is_empty()
+        }
+        fn describe(&self, d: &[usize]) -> String {
+            format!("{d:?}")
+        }
+        fn parse(&self, _: &str) -> Option<Vec<usize>> {
+            None
+        }
+        fn decode(&self, _: &[usize], n_in: usize, n_out: usize) -> MlpSpec {
+            MlpSpec {
+                n_in,
+                n_out,
+                layers: vec![],
+            }
+        }
+    }
+
+    #[test]
+    fn hidden_size_one_and_single_options_sample_and_learn() {
+        // One-column weight matrices (hidden 1, or one option) once lost their second dimension.
+        for (options, hidden) in [(1, 1), (1, 64), (3, 1), (10, 1)] {
+            let mut rng = Pcg64::seed_from_u64(0);
+            let mut c = Controller::new(options, hidden, true, Device::Cpu, &mut rng);
+            let seqs = c.sample(&OneDecision(options), 4, &mut rng);
+            assert!(
+                seqs.iter().all(|s| s.len() == 1 && s[0] < options),
+                "{seqs:?}"
+            );
+            let stats = c
+                .reinforce(
+                    &OneDecision(options),
+                    &seqs,
+                    &[0.5, 0.1, 0.9, 0.3],
+                    0.01,
+                    &plain(),
+                )
+                .unwrap();
+            assert!(stats.loss.is_finite(), "{options} options, hidden {hidden}");
+            let p = c.next_probabilities(&[]);
+            assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-9 && p.len() == options);
+        }
+    }
+
+    #[test]
+    fn sequences_without_decisions_leave_the_weights_alone() {
+        let mut c = controller(true);
+        let before = c.state();
+        let stats = c
+            .reinforce(&Fixed, &[vec![], vec![]], &[1.0, 0.0], 0.1, &plain())
+            .unwrap();
+        assert_eq!(
+            stats,
+            UpdateStats {
+                loss: 0.0,
+                entropy: 0.0
+            }
+        );
+        assert_eq!(c.state(), before);
+    }
+
+    #[test]
+    fn an_update_that_would_diverge_is_refused_and_changes_nothing() {
+        let mut c = controller(true);
+        let before = c.state();
+        // An advantage near f64's limit overflows f32 in the loss's weights.
+        let e = c
+            .reinforce(&Fixed, &[vec![1, 2, 3]], &[1e300], 0.0, &plain())
+            .unwrap_err();
+        assert!(
+            e.contains("not finite") || e.contains("inf") || e.contains("NaN"),
+            "{e}"
+        );
+        assert_eq!(c.state(), before);
+        let e = c
+            .reinforce(&Fixed, &[vec![1, 2, 3]], &[f64::NAN], 0.0, &plain())
+            .unwrap_err();
+        assert!(e.contains("NaN"), "{e}");
+        assert_eq!(c.state(), before);
+        // The controller still learns afterwards.
+        c.reinforce(&Fixed, &[vec![1, 2, 3]], &[1.0], 0.0, &plain())
+            .unwrap();
+        assert_ne!(c.state().0, before.0);
     }
 
     #[test]
@@ -550,7 +688,7 @@ mod tests {
                 .map(|q| q.iter().filter(|&&a| a == 2).count() as f64 / 3.0)
                 .collect();
             let adv = baseline.advantages(&rewards);
-            c.reinforce(&Fixed, &seqs, &adv, beta, &s);
+            c.reinforce(&Fixed, &seqs, &adv, beta, &s).unwrap();
             beta = (beta * s.entropy_decay).max(s.entropy_floor);
             if step % 100 == 99 {
                 let p = c.next_probabilities(&[])[2]

@@ -4,6 +4,7 @@
 
 pub mod images;
 
+use std::io::Write;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -13,7 +14,9 @@ use rand_distr::{Distribution, Normal};
 use rand_pcg::Pcg64;
 use tch::{Device, Kind, Tensor};
 
-use crate::config::DataSettings;
+use crate::config::{
+    DataSettings, DATA_BYTES_MAX, DATA_FEATURES_MAX, DATA_POINTS_MAX, DATA_VALUES_MAX, LABEL_MAX,
+};
 use crate::error::UsageError;
 
 /// Points with `n_features` coordinates each and an integer class label.
@@ -213,6 +216,10 @@ pub fn load(source: &Source, settings: &DataSettings) -> Result<Splits> {
         Source::Images(images) => return images::load(images, settings),
     };
     let mut splits = split(&data, settings.train_fraction, settings.dev_fraction);
+    if let Some(warning) = missing_classes(&splits) {
+        // Best effort: a closed or full stderr must not stop the search.
+        let _ = writeln!(std::io::stderr(), "warning: {warning}");
+    }
     for (part, what) in [
         (&splits.train, "train"),
         (&splits.dev, "dev"),
@@ -230,6 +237,52 @@ pub fn load(source: &Source, settings: &DataSettings) -> Result<Splits> {
         standardise(&mut splits);
     }
     Ok(splits)
+}
+
+/// Points per class in each split.
+fn class_counts(d: &Dataset) -> Vec<usize> {
+    let mut counts = vec![0; d.n_classes];
+    for &l in &d.labels {
+        counts[l as usize] += 1;
+    }
+    counts
+}
+
+/// A warning when a class of the data is absent from a split (points sorted by label, say),
+/// with the points per class of every split.
+pub fn missing_classes(splits: &Splits) -> Option<String> {
+    let parts = [
+        ("train", class_counts(&splits.train)),
+        ("dev", class_counts(&splits.dev)),
+        ("test", class_counts(&splits.test)),
+    ];
+    let present: Vec<usize> = (0..splits.train.n_classes)
+        .filter(|&c| parts.iter().any(|(_, n)| n[c] > 0))
+        .collect();
+    let missing: Vec<String> = parts
+        .iter()
+        .flat_map(|(name, n)| {
+            present
+                .iter()
+                .filter(move |&&c| n[c] == 0)
+                .map(move |c| format!("class {c} from {name}"))
+        })
+        .collect();
+    if missing.is_empty() {
+        return None;
+    }
+    let table: Vec<String> = parts
+        .iter()
+        .map(|(name, n)| {
+            let cells: Vec<String> = present.iter().map(|&c| format!("{c}: {}", n[c])).collect();
+            format!("{name} {{{}}}", cells.join(", "))
+        })
+        .collect();
+    Some(format!(
+        "the splits (first 70 % train, next 10 % dev, rest test, in file order) miss {}; points per class: {}. Are the points sorted by label? Shuffle the rows to give every split every class",
+        missing.join(", "),
+        table.join("; ")
+    ))
 }
 
 /// Scales every feature to mean 0 and sd 1 using the train split's statistics only.
@@ -287,16 +340,35 @@ pub fn read_csv(path: &Path) -> Result<Dataset> {
     };
     let file =
         std::fs::File::open(path).map_err(|e| bad(format!("cannot open the data file: {e}")))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| bad(format!("cannot read the data file: {e}")))?;
+    if !meta.is_file() {
+        // A device such as /dev/zero would be read for ever; a pipe could not be read again
+        // on --resume.
+        bail!(bad("not a regular file; give a CSV file".into()));
+    }
+    if meta.len() > DATA_BYTES_MAX {
+        bail!(bad(format!(
+            "the file has {} bytes, above the limit of {DATA_BYTES_MAX} (DATA_BYTES_MAX in src/config.rs)",
+            meta.len()
+        )));
+    }
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .trim(csv::Trim::All)
-        .from_reader(file);
+        .from_reader(std::io::Read::take(file, DATA_BYTES_MAX));
     let header = reader
         .headers()
         .map_err(|e| bad(format!("line 1: cannot read the header: {e}")))?
         .clone();
     let names: Vec<&str> = header.iter().collect();
     let d = names.len().saturating_sub(1);
+    if d > DATA_FEATURES_MAX {
+        bail!(bad(format!(
+            "line 1: {d} features, above the limit of {DATA_FEATURES_MAX} (DATA_FEATURES_MAX in src/config.rs)"
+        )));
+    }
     let expected: Vec<String> = (1..=d)
         .map(|i| format!("x{i}"))
         .chain(["label".to_string()])
@@ -315,6 +387,12 @@ pub fn read_csv(path: &Path) -> Result<Dataset> {
             bad(format!("line {line}: {}", csv_error_text(&e)))
         })?;
         let line = record.position().map(|p| p.line()).unwrap_or(0);
+        if labels.len() >= DATA_POINTS_MAX || features.len() + d > DATA_VALUES_MAX {
+            bail!(bad(format!(
+                "line {line}: more than {} points of {d} features, above the limits of {DATA_POINTS_MAX} points and {DATA_VALUES_MAX} values (DATA_POINTS_MAX, DATA_VALUES_MAX in src/config.rs)",
+                labels.len(),
+            )));
+        }
         for (j, field) in record.iter().take(d).enumerate() {
             let v: f64 = field.parse().map_err(|_| {
                 bad(format!(
@@ -322,9 +400,11 @@ pub fn read_csv(path: &Path) -> Result<Dataset> {
                     j + 1
                 ))
             })?;
-            if !v.is_finite() {
+            // Children train in f32: a value beyond its range (about 3.4e38) would become
+            // infinite there.
+            if !(v as f32).is_finite() {
                 bail!(bad(format!(
-                    "line {line}: x{} must be finite, found `{field}`",
+                    "line {line}: x{} must be a finite number within the 32-bit float range (about ±3.4e38) children train in, found `{field}`",
                     j + 1
                 )));
             }
@@ -334,10 +414,10 @@ pub fn read_csv(path: &Path) -> Result<Dataset> {
         let label: i64 = field
             .parse()
             .ok()
-            .filter(|l: &i64| (0..=1000).contains(l))
+            .filter(|l: &i64| (0..=LABEL_MAX).contains(l))
             .ok_or_else(|| {
                 bad(format!(
-                    "line {line}: label must be a class number 0, 1, ..., found `{field}`"
+                    "line {line}: label must be a class number 0, 1, ... up to {LABEL_MAX} (LABEL_MAX in src/config.rs), found `{field}`"
                 ))
             })?;
         labels.push(label);
@@ -346,10 +426,11 @@ pub fn read_csv(path: &Path) -> Result<Dataset> {
         bail!(bad("the file has a header but no points".into()));
     }
     let n_classes = *labels.iter().max().expect("non-empty") as usize + 1;
-    if n_classes < 2 {
-        bail!(bad(
-            "every point has label 0; a classifier needs at least two classes".into()
-        ));
+    let first = labels[0];
+    if labels.iter().all(|&l| l == first) {
+        bail!(bad(format!(
+            "every point has label {first}; a classifier needs at least two classes"
+        )));
     }
     Ok(Dataset {
         features,
@@ -491,9 +572,73 @@ mod tests {
         assert!(csv_error("x1,x2,label\n1,2,0\n1,oops,1\n").contains("line 3: x2 must be a number"));
         assert!(csv_error("x1,x2,label\n1,2,0\n1,2\n").contains("line 3: expected 3 fields"));
         assert!(csv_error("x1,x2,label\n1,2,0\n1,2,-1\n").contains("line 3: label"));
-        assert!(csv_error("x1,x2,label\n1,NaN,0\n").contains("line 2: x2 must be finite"));
+        assert!(csv_error("x1,x2,label\n1,NaN,0\n").contains("line 2: x2 must be a finite number"));
         assert!(csv_error("x1,x2,label\n").contains("no points"));
         assert!(csv_error("x1,x2,label\n1,2,0\n3,4,0\n").contains("two classes"));
+    }
+
+    #[test]
+    fn values_beyond_f32_are_refused_by_line_and_column() {
+        // 1e39 and 1e308 are finite as f64 but infinite as f32, the type children train in.
+        for big in ["1e39", "-1e308", "3.5e38"] {
+            let e = csv_error(&format!("x1,x2,label\n1,2,0\n3,{big},1\n"));
+            assert!(
+                e.contains("line 3: x2 must be a finite number within the 32-bit"),
+                "{e}"
+            );
+        }
+        // The largest f32 itself is accepted.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("max.csv");
+        std::fs::write(&path, "x1,x2,label\n3.4e38,0,0\n1,2,1\n").unwrap();
+        assert_eq!(read_csv(&path).unwrap().features[0], 3.4e38f32);
+    }
+
+    #[test]
+    fn a_device_is_refused_not_read_for_ever() {
+        let err = read_csv(Path::new("/dev/zero")).unwrap_err();
+        assert!(err.downcast_ref::<UsageError>().is_some());
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+    }
+
+    #[test]
+    fn a_single_class_is_refused_whatever_its_label() {
+        assert!(csv_error("x1,x2,label\n1,2,1\n3,4,1\n").contains("every point has label 1"));
+        assert!(csv_error("x1,label\n1,7\n3,7\n").contains("at least two classes"));
+    }
+
+    #[test]
+    fn too_many_features_are_refused_by_the_named_limit() {
+        let header: Vec<String> = (1..=DATA_FEATURES_MAX + 1)
+            .map(|i| format!("x{i}"))
+            .collect();
+        let e = csv_error(&format!("{},label\n", header.join(",")));
+        assert!(e.contains("DATA_FEATURES_MAX"), "{e}");
+    }
+
+    #[test]
+    fn a_class_missing_from_a_split_is_named_with_the_counts() {
+        // 10 points sorted by label: train 0..7 holds classes 0 and 1, dev (7) and test (8, 9)
+        // only class 2.
+        let labels = vec![0, 0, 0, 0, 1, 1, 1, 2, 2, 2];
+        let d = Dataset {
+            features: (0..10).map(|i| i as f32).collect(),
+            labels,
+            n_features: 1,
+            n_classes: 3,
+        };
+        let w = missing_classes(&split(&d, 0.7, 0.1)).expect("a warning");
+        assert!(w.contains("class 2 from train"), "{w}");
+        assert!(
+            w.contains("class 0 from dev") && w.contains("class 1 from test"),
+            "{w}"
+        );
+        assert!(
+            w.contains("train {0: 4, 1: 3, 2: 0}; dev {0: 0, 1: 0, 2: 1}; test {0: 0, 1: 0, 2: 2}"),
+            "{w}"
+        );
+        // The shuffled moons: no warning.
+        assert_eq!(missing_classes(&split(&moons(), 0.7, 0.1)), None);
     }
 
     proptest::proptest! {

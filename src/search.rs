@@ -194,8 +194,9 @@ pub fn run(
                 .map(|(seq, o)| shaping(space, seq) + o.accuracy)
                 .collect();
             let advantages = state.baselines[s].advantages(&rewards);
-            let stats =
-                state.controllers[s].reinforce(space, seqs, &advantages, state.beta, settings);
+            let stats = state.controllers[s]
+                .reinforce(space, seqs, &advantages, state.beta, settings)
+                .map_err(|why| diverged(s, state.done + k, &why))?;
             for (j, ((seq, o), reward)) in seqs.iter().zip(outcomes).zip(&rewards).enumerate() {
                 records.push(RolloutRecord {
                     search: s,
@@ -219,6 +220,15 @@ pub fn run(
         on_update(&records, state)?;
     }
     Ok(())
+}
+
+/// The error that stops a search whose controller update would leave finite numbers.
+pub fn diverged(search: usize, rollout: usize, why: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "the controller of search {search} diverged at rollout {rollout} ({why}); the search stopped \
+         without applying that update, so what was written (checkpoint included) holds finite \
+         numbers and resumes. For a new run, lower controller_lr, entropy_beta or the penalties"
+    )
 }
 
 /// The sum of a sequence's shaping terms, each computed as its decision was sampled.

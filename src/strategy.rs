@@ -29,6 +29,8 @@ pub struct Reinforce<'a> {
     settings: Settings,
     beta: f64,
     pending: Vec<Vec<usize>>,
+    /// Results told so far.
+    told: usize,
 }
 
 impl<'a> Reinforce<'a> {
@@ -51,6 +53,7 @@ impl<'a> Reinforce<'a> {
             settings: settings.clone(),
             beta: settings.entropy_beta,
             pending: Vec::new(),
+            told: 0,
         }
     }
 }
@@ -74,7 +77,9 @@ impl Strategy for Reinforce<'_> {
         let advantages = self.baseline.advantages(&rewards);
         let s = &self.settings;
         self.controller
-            .reinforce(self.space, &self.pending, &advantages, self.beta, s);
+            .reinforce(self.space, &self.pending, &advantages, self.beta, s)
+            .map_err(|why| crate::search::diverged(0, self.told + results.len(), &why))?;
+        self.told += results.len();
         self.beta = (self.beta * s.entropy_decay.powi(results.len() as i32)).max(s.entropy_floor);
         self.pending.clear();
         Ok(())

@@ -100,17 +100,23 @@ pub fn next_options(
     }
 }
 
-/// The most decisions any configuration takes (bins do not change the count).
+/// The most decisions any configuration takes (bins do not change the count); saturates
+/// instead of overflowing on absurdly nested lists.
 pub fn max_decisions(space: &Param) -> usize {
     let most = |ps: &[Param]| ps.iter().map(max_decisions).max().unwrap_or(0);
+    let sum = |it: &mut dyn Iterator<Item = usize>| it.fold(0usize, usize::saturating_add);
     match space {
         Param::Const(_) => 0,
-        Param::Choice(options) => 1 + most(options),
-        Param::ChoiceList(cl) => 1 + (cl.max - 1) * (1 + most(&cl.choices)),
+        Param::Choice(options) => most(options).saturating_add(1),
+        Param::ChoiceList(cl) => (cl.max - 1)
+            .saturating_mul(most(&cl.choices).saturating_add(1))
+            .saturating_add(1),
         Param::Interval(_) => 1,
-        Param::Subset(s) => s.size * (1 + most(&s.choices)),
-        Param::Partition(p) => p.choices.iter().map(|c| 1 + max_decisions(c)).sum(),
-        Param::Map(entries) => entries.iter().map(|(_, p)| max_decisions(p)).sum(),
+        Param::Subset(s) => s.size.saturating_mul(most(&s.choices).saturating_add(1)),
+        Param::Partition(p) => {
+            sum(&mut p.choices.iter().map(|c| max_decisions(c).saturating_add(1)))
+        }
+        Param::Map(entries) => sum(&mut entries.iter().map(|(_, p)| max_decisions(p))),
     }
 }
 

@@ -120,6 +120,18 @@ impl Interval {
         Value::from(x.clamp(self.lower, largest_below(self.upper)))
     }
 
+    /// The smallest and the largest value the interval gives (every value lies between).
+    pub(super) fn ends(&self) -> (Value, Value) {
+        if self.int {
+            let (lo, hi) = self.int_bounds();
+            return (Value::from(lo), Value::from(hi));
+        }
+        (
+            Value::from(self.lower),
+            Value::from(largest_below(self.upper)),
+        )
+    }
+
     /// Why `v` is not a value of this interval, if it is not.
     pub(super) fn contains(&self, v: &Value) -> Result<(), String> {
         if self.int {

@@ -30,9 +30,9 @@ mod yaml;
 #[cfg(test)]
 mod arbitrary;
 
-use anyhow::Context;
 use std::path::Path;
 
+pub use child::check_space;
 pub use encode::{decode, encode, max_decisions, max_options, next_options, DecisionError};
 pub use evolution::{AgingEvolution, AskTell, Member, RandomSearch, EPS, POPULATION, SAMPLE_SIZE};
 pub use interval::Interval;
@@ -48,9 +48,34 @@ pub type Space = Param;
 
 /// Reads a search space from a YAML file; mistakes in the file are `UsageError`s naming it.
 pub fn load(path: &Path) -> anyhow::Result<Space> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading the search space {}", path.display()))?;
+    let text = read_space(path)?;
     parse_space(&text).map_err(|e| UsageError::new(format!("{}: {e}", path.display())).into())
+}
+
+/// The text of a space file, read no further than CL_SPACE_BYTES_MAX (a device such as
+/// /dev/zero or a huge file is refused, not read to the end).
+pub fn read_space(path: &Path) -> Result<String, UsageError> {
+    use std::io::Read;
+    let limit = crate::config::CL_SPACE_BYTES_MAX;
+    let cannot = |e: std::io::Error| {
+        UsageError::new(format!(
+            "cannot read the search space {}: {e}",
+            path.display()
+        ))
+    };
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let mut bytes = Vec::new();
+    file.take(limit as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() > limit {
+        return Err(UsageError::new(format!(
+            "{}: the space is larger than {limit} bytes (CL_SPACE_BYTES_MAX in src/config.rs)",
+            path.display()
+        )));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| UsageError::new(format!("{}: the space is not UTF-8 text", path.display())))
 }
 
 #[cfg(test)]

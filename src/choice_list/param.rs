@@ -2,9 +2,12 @@
 //! defines them (REFERENCE.md section 2): Choice, ChoiceList, Interval, Subset, Partition, and
 //! mappings of named parameters. Constructors enforce the rules the YAML reader reports.
 
+use std::collections::{HashMap, HashSet};
+
 use serde_json::Value;
 
 pub use super::interval::Interval;
+use crate::config::{CL_LIST_LENGTH_MAX, CL_OPTIONS_MAX, CL_PARAM_OPTIONS_MAX, CL_PARTITION_MAX};
 
 /// A sampled configuration: numbers, strings, lists and maps, written as one JSON value.
 pub type Config = Value;
@@ -60,8 +63,9 @@ impl Param {
 
     /// A mapping of named parameters; names must be unique.
     pub fn map(entries: Vec<(String, Param)>) -> Result<Param, String> {
-        for (i, (name, _)) in entries.iter().enumerate() {
-            if entries[..i].iter().any(|(other, _)| other == name) {
+        let mut seen = HashSet::with_capacity(entries.len());
+        for (name, _) in &entries {
+            if !seen.insert(name.as_str()) {
                 return Err(format!("the name `{name}` appears twice; keep one"));
             }
         }
@@ -81,7 +85,14 @@ impl ChoiceList {
             return Err(format!(
                 "min ({min}) must be below max ({max}); max is exclusive (the longest length + 1), \
                  so lists of exactly {min} elements need max: {}",
-                min + 1
+                min.saturating_add(1)
+            ));
+        }
+        if max - 1 > CL_LIST_LENGTH_MAX as i64 {
+            return Err(format!(
+                "max is {max}: lists of up to {} elements, above the limit of {CL_LIST_LENGTH_MAX} (CL_LIST_LENGTH_MAX in src/config.rs); use max: {} or less",
+                max - 1,
+                CL_LIST_LENGTH_MAX + 1
             ));
         }
         distinct(&choices, "a ChoiceList")?;
@@ -113,6 +124,11 @@ impl Subset {
         if size < 1 {
             return Err(format!("size is {size}; a subset needs size 1 or more"));
         }
+        if size as usize > CL_LIST_LENGTH_MAX {
+            return Err(format!(
+                "size is {size}, above the limit of {CL_LIST_LENGTH_MAX} (CL_LIST_LENGTH_MAX in src/config.rs)"
+            ));
+        }
         if size as usize > choices.len() {
             return Err(format!(
                 "size ({size}) is larger than the {} choices; lower size or add choices",
@@ -141,6 +157,11 @@ impl Partition {
         if partition < 1 {
             return Err(format!("partition is {partition}; give 1 or more groups"));
         }
+        if partition as usize > CL_PARTITION_MAX {
+            return Err(format!(
+                "partition is {partition}, above the limit of {CL_PARTITION_MAX} groups (CL_PARTITION_MAX in src/config.rs)"
+            ));
+        }
         Ok(Partition {
             choices,
             partition: partition as usize,
@@ -159,29 +180,83 @@ impl Partition {
 /// Refuses empty option lists and options that could produce the same value: a configuration
 /// must name its option unambiguously, or mutation and the decision encoding could not tell
 /// which option a value came from (and decode(encode(d)) == d would fail).
+///
+/// Linear in the options that are fixed values (constants, mappings of constants: compared
+/// by a hash of their value) and pairwise only for those that are parameters, whose number
+/// is limited by CL_PARAM_OPTIONS_MAX. Reports the first pair `(i, j)` by `j`, then `i`.
 fn distinct(options: &[Param], what: &str) -> Result<(), String> {
     if options.is_empty() {
         return Err(format!(
             "{what} needs at least one option, found an empty list"
         ));
     }
+    if options.len() > CL_OPTIONS_MAX {
+        return Err(format!(
+            "{what} has {} options, above the limit of {CL_OPTIONS_MAX} (CL_OPTIONS_MAX in src/config.rs)",
+            options.len()
+        ));
+    }
+    let keys: Vec<Option<String>> = options.iter().map(fixed_key).collect();
+    let params: Vec<usize> = (0..options.len()).filter(|&i| keys[i].is_none()).collect();
+    if params.len() > CL_PARAM_OPTIONS_MAX {
+        return Err(format!(
+            "{what} has {} options that are parameters rather than fixed values, above the limit of {CL_PARAM_OPTIONS_MAX} (CL_PARAM_OPTIONS_MAX in src/config.rs)",
+            params.len()
+        ));
+    }
+    let mut first: HashMap<&str, usize> = HashMap::with_capacity(options.len());
     for j in 0..options.len() {
-        for i in 0..j {
-            if may_overlap(&options[i], &options[j]) {
-                return Err(format!(
-                    "options {i} and {j} can give the same value; make them distinguishable, \
-                     e.g. with a constant key such as `_target_`"
-                ));
-            }
+        let same = keys[j].as_deref().and_then(|k| first.get(k).copied());
+        // A fixed j is compared with the earlier parameters one by one (and with the earlier
+        // fixed values by its key); a parameter j with every earlier option.
+        let mut earlier: Box<dyn Iterator<Item = usize>> = match keys[j] {
+            Some(_) => Box::new(params.iter().copied().take_while(|&i| i < j)),
+            None => Box::new(0..j),
+        };
+        let overlapping = earlier.find(|&i| may_overlap(&options[i], &options[j]));
+        if let Some(i) = [same, overlapping].into_iter().flatten().min() {
+            return Err(format!(
+                "options {i} and {j} can give the same value; make them distinguishable, \
+                 e.g. with a constant key such as `_target_`"
+            ));
+        }
+        if let Some(k) = keys[j].as_deref() {
+            first.entry(k).or_insert(j);
         }
     }
     Ok(())
+}
+
+/// The one value a fixed option gives, as a canonical text (numbers equal as f64 are the same,
+/// as `may_overlap` compares them); `None` for an option that is a parameter.
+fn fixed_key(p: &Param) -> Option<String> {
+    match p {
+        Param::Const(v) => match v {
+            Value::Number(n) => {
+                let x = n.as_f64()?;
+                Some(format!("n{:x}", (x + 0.0).to_bits())) // + 0.0 turns -0 into 0
+            }
+            Value::Array(_) | Value::Object(_) => None,
+            scalar => Some(format!("s{scalar}")),
+        },
+        Param::Map(entries) => {
+            let mut parts = entries
+                .iter()
+                .map(|(name, p)| Some(format!("{}={}", Value::from(name.as_str()), fixed_key(p)?)))
+                .collect::<Option<Vec<String>>>()?;
+            parts.sort_unstable();
+            Some(format!("m{{{}}}", parts.join(",")))
+        }
+        _ => None,
+    }
 }
 
 /// Whether two parameters may produce an equal value. Exact for constants, conservative
 /// (may say yes when no common value exists) for intervals and lists.
 pub(super) fn may_overlap(a: &Param, b: &Param) -> bool {
     use Param::*;
+    #[cfg(test)]
+    tests::OVERLAP_CHECKS.with(|n| n.set(n.get() + 1));
     match (a, b) {
         (Const(x), p) | (p, Const(x)) => p.fits(x),
         (Choice(options), p) | (p, Choice(options)) => options.iter().any(|o| may_overlap(o, p)),
@@ -230,9 +305,133 @@ fn elements_overlap(a: &Param, b: &Param) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    thread_local! {
+        /// Calls of `may_overlap` on this thread, to count the work of `distinct`.
+        pub(super) static OVERLAP_CHECKS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
 
     fn c(v: Value) -> Param {
         Param::Const(v)
+    }
+
+    /// The definition, pair by pair: the first `(i, j)` by `j`, then `i`, that may overlap.
+    fn first_overlap_by_pairs(options: &[Param]) -> Option<(usize, usize)> {
+        (0..options.len())
+            .flat_map(|j| (0..j).map(move |i| (i, j)))
+            .find(|&(i, j)| may_overlap(&options[i], &options[j]))
+    }
+
+    fn reported_pair(options: &[Param]) -> Option<(usize, usize)> {
+        let message = distinct(options, "a Choice").err()?;
+        let words: Vec<&str> = message.split(' ').collect();
+        Some((words[1].parse().unwrap(), words[3].parse().unwrap()))
+    }
+
+    fn option() -> impl Strategy<Value = Param> {
+        let iv = |lo: i8, w: u8, int: bool| {
+            // Width at least 1 keeps an integer inside an int interval.
+            let lo = lo as f64 / 4.0;
+            Param::Interval(Interval::new(lo, lo + 1.0 + w as f64 / 8.0, int, false).unwrap())
+        };
+        let leaf = prop_oneof![
+            (-4i64..4).prop_map(|i| c(i.into())),
+            (-8i64..8).prop_map(|i| c((i as f64 / 2.0).into())),
+            "[ab]".prop_map(|t| c(t.into())),
+            (-8i8..8, 0u8..8, any::<bool>()).prop_map(move |(lo, w, int)| iv(lo, w, int)),
+        ];
+        leaf.prop_recursive(2, 8, 2, |inner| {
+            prop::collection::vec(inner, 1..3).prop_map(|ps| {
+                Param::Map(
+                    ps.into_iter()
+                        .enumerate()
+                        .map(|(i, p)| (format!("k{i}"), p))
+                        .collect(),
+                )
+            })
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn distinct_reports_what_the_pairwise_definition_finds(
+            options in prop::collection::vec(option(), 1..10)
+        ) {
+            prop_assert_eq!(reported_pair(&options), first_overlap_by_pairs(&options));
+        }
+    }
+
+    #[test]
+    fn fixed_options_are_compared_by_hash_not_pairwise() {
+        // 20 000 distinct blocks of constants, as a big `hidden` list: no pairwise check at all.
+        let block = |w: i64, a: &str| {
+            Param::Map(vec![
+                ("width".into(), c(w.into())),
+                ("activation".into(), c(a.into())),
+            ])
+        };
+        let acts = ["Tanh", "ReLU", "Sigmoid", "LeakyReLU"];
+        let mut options: Vec<Param> = (0..20_000)
+            .map(|i| block(1 + i / 4, acts[(i % 4) as usize]))
+            .collect();
+        OVERLAP_CHECKS.with(|n| n.set(0));
+        assert!(distinct(&options, "a ChoiceList").is_ok());
+        assert_eq!(OVERLAP_CHECKS.with(|n| n.get()), 0);
+        // Three parameters among them: each fixed option meets each earlier parameter once, and
+        // each parameter every earlier option; linear in the options.
+        let iv = |lo: f64| Param::Interval(Interval::new(lo, lo + 1.0, false, false).unwrap());
+        options.extend([iv(100.0), iv(200.0), iv(300.0)]);
+        options.rotate_right(3);
+        OVERLAP_CHECKS.with(|n| n.set(0));
+        assert!(distinct(&options, "a ChoiceList").is_ok());
+        let checks = OVERLAP_CHECKS.with(|n| n.get());
+        assert!(
+            checks <= 3 * options.len(),
+            "{checks} checks for {} options",
+            options.len()
+        );
+        // Numbers equal as numbers are the same value, 2 and 2.0 included.
+        assert!(
+            distinct(&[c(2.into()), c("2".into()), c(2.0.into())], "a Choice")
+                .unwrap_err()
+                .starts_with("options 0 and 2 ")
+        );
+    }
+
+    #[test]
+    fn sizes_are_refused_by_their_named_limits() {
+        let two = || vec![c(1.into()), c(2.into())];
+        assert!(ChoiceList::new(0, CL_LIST_LENGTH_MAX as i64 + 1, two()).is_ok());
+        let e = ChoiceList::new(999, 1000, two()).unwrap_err();
+        assert!(e.contains("CL_LIST_LENGTH_MAX"), "{e}");
+        assert!(ChoiceList::new(0, i64::MAX, two())
+            .unwrap_err()
+            .contains("CL_LIST_LENGTH_MAX"));
+        let many: Vec<Param> = (0..CL_LIST_LENGTH_MAX as i64 + 1)
+            .map(|i| c(i.into()))
+            .collect();
+        let n = many.len() as i64;
+        assert!(Subset::new(many, n)
+            .unwrap_err()
+            .contains("CL_LIST_LENGTH_MAX"));
+        assert!(Partition::new(two(), 1 << 40)
+            .unwrap_err()
+            .contains("CL_PARTITION_MAX"));
+        let options: Vec<Param> = (0..CL_OPTIONS_MAX as i64 + 1)
+            .map(|i| c(i.into()))
+            .collect();
+        assert!(Param::choice(options)
+            .unwrap_err()
+            .contains("CL_OPTIONS_MAX"));
+        let params: Vec<Param> = (0..CL_PARAM_OPTIONS_MAX + 1)
+            .map(|i| {
+                Param::Interval(Interval::new(i as f64, i as f64 + 1.0, false, false).unwrap())
+            })
+            .collect();
+        assert!(Param::choice(params)
+            .unwrap_err()
+            .contains("CL_PARAM_OPTIONS_MAX"));
     }
 
     #[test]

@@ -92,6 +92,27 @@ struct RunSpec {
     device: String,
 }
 
+/// The limits of the flags, for a run.json that may have been edited since.
+fn check_limits(spec: &RunSpec) -> Result<(), UsageError> {
+    use crate::config::{CL_EVALUATIONS_MAX, CL_SEEDS_MAX};
+    for (name, v, max, limit) in [
+        (
+            "evaluations",
+            spec.evaluations,
+            CL_EVALUATIONS_MAX,
+            "CL_EVALUATIONS_MAX",
+        ),
+        ("seeds", spec.seeds, CL_SEEDS_MAX, "CL_SEEDS_MAX"),
+    ] {
+        if v == 0 || v > max as u64 {
+            return Err(UsageError::new(format!(
+                "run.json: {name} is {v}; it must lie in 1..={max} ({limit} in src/config.rs)"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// One CSV line of an evaluation; the configuration is a JSON column, quoted, quotes doubled.
 fn csv_line(e: &Evaluation) -> String {
     let json = e.configuration.to_string().replace('"', "\"\"");
@@ -311,12 +332,7 @@ pub fn run(args: &ChoiceListArgs) -> Result<i32> {
             let Some(space) = &args.space else {
                 crate::usage_bail!("--space FILE.yaml is needed (or --resume DIR)")
             };
-            let yaml = std::fs::read_to_string(space).map_err(|e| {
-                UsageError::new(format!(
-                    "cannot read the search space {}: {e}",
-                    space.display()
-                ))
-            })?;
+            let yaml = super::read_space(space)?;
             let spec = RunSpec {
                 archsearch_version: env!("CARGO_PKG_VERSION").into(),
                 space_file: space.display().to_string(),
@@ -330,23 +346,16 @@ pub fn run(args: &ChoiceListArgs) -> Result<i32> {
             (spec, None, Vec::new())
         }
     };
+    check_limits(&spec)?;
     let param = super::parse_space(&spec.space_yaml)
         .map_err(|e| UsageError::new(format!("{}: {e}", spec.space_file)))?;
     let device = parse_device(&spec.device)?;
     let splits = data::load(&Source::Moons, &DataSettings::default())?;
     let settings = Settings::default();
     let (n_in, n_out) = (splits.train.n_features, splits.train.n_classes);
-    // The space must describe an MLP child: checked on sampled configurations before any work.
-    let mut rng = Pcg64::seed_from_u64(spec.seed);
-    for _ in 0..64 {
-        let config = super::sample(&param, &mut rng);
-        interpret(&config, n_in, n_out, &settings.child).map_err(|e| {
-            UsageError::new(format!(
-                "{}: {e} (in a sampled configuration {config})",
-                spec.space_file
-            ))
-        })?;
-    }
+    // The space must describe an MLP child within the limits: checked before any work.
+    super::check_space(&param, n_in, n_out, &settings.child, spec.seed)
+        .map_err(|e| UsageError::new(format!("{}: {e}", spec.space_file)))?;
 
     let chosen: Vec<StrategyChoice> = match strategy_choice(&spec.strategy) {
         Some(StrategyChoice::All) | None => STRATEGIES.to_vec(),

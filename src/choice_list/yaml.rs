@@ -5,21 +5,54 @@
 use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
 use serde_json::Value;
 
+use std::cell::Cell;
+
 use super::check::{index_path, show};
 use super::mapping::mapping;
 use super::param::Param;
+use crate::config::{
+    CL_DECISIONS_MAX, CL_DEPTH_MAX, CL_INDENT_MAX, CL_PARAMETERS_MAX, CL_SPACE_BYTES_MAX,
+};
 use crate::error::UsageError;
+
+thread_local! {
+    /// Nesting of the node being read, and nodes read so far, for the limits.
+    static READING: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
+}
 
 /// A mapping's entries: name, line of the key, value.
 pub(super) type Fields<'a, 'y> = Vec<(&'a str, usize, &'a MarkedYaml<'y>)>;
 
-/// Parses one YAML document into a search space.
+/// Parses one YAML document into a search space. Size limits (src/config.rs) are checked
+/// before any work that grows with them: the text's length and indentation before parsing,
+/// nesting and parameter count while reading, decisions per configuration at the end.
 pub fn parse_space(text: &str) -> Result<Param, UsageError> {
+    if text.len() > CL_SPACE_BYTES_MAX {
+        return Err(UsageError::new(format!(
+            "the space has {} bytes, above the limit of {CL_SPACE_BYTES_MAX} (CL_SPACE_BYTES_MAX in src/config.rs)",
+            text.len()
+        )));
+    }
+    // Block nesting needs indentation (or `- ` per level): bounding it bounds the parser's
+    // recursion, which would otherwise overflow the stack on a hostile file.
+    for (i, line) in text.lines().enumerate() {
+        let indent = line
+            .bytes()
+            .take_while(|b| matches!(b, b' ' | b'-' | b'?' | b'\t'))
+            .count();
+        if indent > CL_INDENT_MAX {
+            return Err(UsageError::new(format!(
+                "line {}: indented by more than {CL_INDENT_MAX} columns (CL_INDENT_MAX in src/config.rs); a space nests at most {CL_DEPTH_MAX} levels deep",
+                i + 1
+            )));
+        }
+    }
+    READING.with(|r| r.set((0, 0)));
     let docs = MarkedYaml::load_from_str(text).map_err(|e| {
         let line = e.marker().line();
         UsageError::new(format!("not valid YAML: {} (line {line})", e.info()))
     })?;
-    match docs.as_slice() {
+    let space = match docs.as_slice() {
         [doc] => node(doc, ""),
         [] => Err(UsageError::new(
             "the space is empty; write it as a mapping of named parameters, \
@@ -29,7 +62,20 @@ pub fn parse_space(text: &str) -> Result<Param, UsageError> {
             "found {} YAML documents (separated by `---`); keep the space in one",
             docs.len()
         ))),
+    }?;
+    if matches!(&space, Param::Map(entries) if entries.is_empty()) {
+        return Err(UsageError::new(
+            "the space has no parameters (an empty mapping); name at least one, \
+             e.g. `hidden: {min: 0, max: 4, choices: [{width: [4, 8], activation: [Tanh, ReLU]}]}`",
+        ));
     }
+    let decisions = super::max_decisions(&space);
+    if decisions > CL_DECISIONS_MAX {
+        return Err(UsageError::new(format!(
+            "a configuration of this space takes up to {decisions} decisions, above the limit of {CL_DECISIONS_MAX} (CL_DECISIONS_MAX in src/config.rs); shorten its lists"
+        )));
+    }
+    Ok(space)
 }
 
 pub(super) fn fail(path: &str, line: usize, message: impl std::fmt::Display) -> UsageError {
@@ -55,6 +101,28 @@ pub(super) fn describe(y: &MarkedYaml) -> String {
 }
 
 pub(super) fn node(y: &MarkedYaml, path: &str) -> Result<Param, UsageError> {
+    let (depth, count) = READING.with(Cell::get);
+    if depth >= CL_DEPTH_MAX {
+        return Err(fail(
+            path,
+            line(y),
+            format!("nested more than {CL_DEPTH_MAX} levels deep (CL_DEPTH_MAX in src/config.rs)"),
+        ));
+    }
+    if count >= CL_PARAMETERS_MAX {
+        return Err(fail(
+            path,
+            line(y),
+            format!("the space has more than {CL_PARAMETERS_MAX} values and parameters (CL_PARAMETERS_MAX in src/config.rs)"),
+        ));
+    }
+    READING.with(|r| r.set((depth + 1, count + 1)));
+    let result = node_inside(y, path);
+    READING.with(|r| r.set((depth, r.get().1)));
+    result
+}
+
+fn node_inside(y: &MarkedYaml, path: &str) -> Result<Param, UsageError> {
     match &y.data {
         YamlData::Value(s) => scalar(s)
             .map(Param::Const)
@@ -165,6 +233,40 @@ pub(super) mod tests {
             error("a: 1\na: 2\n")
         );
         assert!(error("a: !custom 1").contains("tags such as `!custom`"));
+    }
+
+    #[test]
+    fn sizes_are_refused_by_named_limits_before_the_work_they_would_cost() {
+        assert!(error("{}").starts_with("the space has no parameters"));
+        // Nesting: by flow brackets, by block indentation, by `- ` per level on one line.
+        let flow = format!("a: {}1{}", "[".repeat(40), "]".repeat(40));
+        assert!(error(&flow).contains("CL_DEPTH_MAX"), "{}", error(&flow));
+        let blocks: String = (0..40)
+            .map(|i| format!("{}k{i}:\n", " ".repeat(i)))
+            .collect();
+        assert!(error(&format!("{blocks}{}1", " ".repeat(40))).contains("CL_DEPTH_MAX"));
+        let dashes = format!("{}1", "- ".repeat(100_000)); // overflowed the stack before
+        assert!(
+            error(&dashes).contains("CL_INDENT_MAX"),
+            "{}",
+            error(&dashes)
+        );
+        let big = format!("a: \"{}\"", "x".repeat(CL_SPACE_BYTES_MAX));
+        assert!(error(&big).contains("CL_SPACE_BYTES_MAX"));
+        let wide: String = (0..CL_PARAMETERS_MAX + 1)
+            .map(|i| format!("k{i}: 1\n"))
+            .collect();
+        assert!(error(&wide).contains("CL_PARAMETERS_MAX"));
+        // Nested lists multiply the decisions of a configuration: 1 + 64 x (1 + 1 + 64 x 2).
+        let text = "l: {min: 0, max: 65, choices: [{min: 1, max: 65, choices: [[a, b]]}]}";
+        assert!(error(text).contains("CL_DECISIONS_MAX"), "{}", error(text));
+        // Just inside the limits.
+        let flow = format!(
+            "a: {}1{}",
+            "[".repeat(CL_DEPTH_MAX - 2),
+            "]".repeat(CL_DEPTH_MAX - 2)
+        );
+        assert!(parse_space(&flow).is_ok());
     }
 
     #[test]

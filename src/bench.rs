@@ -10,10 +10,10 @@ use rand_pcg::Pcg64;
 use serde::Serialize;
 
 use crate::child::TensorData;
-use crate::cli::{device_name, parse_device};
 use crate::config::{ChildSettings, DataSettings, Settings, TORCH_THREADS};
 use crate::data::{self, Source};
 use crate::mlp::{Activation, Layer, MlpSpec};
+use crate::outdir::{device_name, parse_device};
 use crate::population::train_population;
 use crate::space::{MlpSpace, SearchSpace};
 use crate::trainer::{cpu_workers, ChildJob, ChildTrainer, ParallelTrainer};

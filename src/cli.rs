@@ -4,11 +4,11 @@
 use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use tch::Device;
 
-use crate::config::{self, Settings};
-use crate::data::Source;
+use crate::config;
 use crate::error::{UsageError, EXIT_USAGE};
+use crate::run::SearchOptions;
+use crate::strategy::StrategyChoice;
 
 /// Neural architecture search on libtorch. Without a command: the half-moon search of a GRU
 /// controller trained by REINFORCE (Zoph & Le 2016), writing CSV, JSON and plots to --out.
@@ -49,30 +49,6 @@ fn moons(args: &MoonsArgs) -> anyhow::Result<i32> {
     crate::data::write_csv(&points, &args.out)?;
     crate::outln!("wrote {} points to {}", points.len(), args.out.display());
     Ok(0)
-}
-
-/// A search strategy of `archsearch choice-list`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum StrategyChoice {
-    /// The GRU controller trained by REINFORCE, over the space's decisions
-    Reinforce,
-    /// Aging evolution (Real et al. 2019) with hannah's mutations
-    Evolution,
-    /// Uniform random sampling
-    Random,
-    /// Every strategy, each with the same budget
-    All,
-}
-
-impl StrategyChoice {
-    pub fn name(self) -> &'static str {
-        match self {
-            StrategyChoice::Reinforce => "reinforce",
-            StrategyChoice::Evolution => "evolution",
-            StrategyChoice::Random => "random",
-            StrategyChoice::All => "all",
-        }
-    }
 }
 
 /// Flags of `archsearch choice-list`.
@@ -126,7 +102,19 @@ fn choice_list(_: &ChoiceListArgs) -> anyhow::Result<i32> {
 
 #[cfg(feature = "choice-list")]
 fn choice_list(args: &ChoiceListArgs) -> anyhow::Result<i32> {
-    crate::choice_list::run::run(args)
+    crate::choice_list::run::run(&crate::choice_list::run::ChoiceListOptions {
+        space: args.space.clone(),
+        resume: args.resume.clone(),
+        strategy: args.strategy,
+        evaluations: args.evaluations,
+        seed: args.seed,
+        seeds: args.seeds,
+        device: args.device.clone(),
+        out: args.out.clone(),
+        force: args.force,
+        quiet: args.quiet,
+        given: args.given.clone(),
+    })
 }
 
 /// Flags of the default search.
@@ -181,80 +169,25 @@ pub struct SearchArgs {
 }
 
 impl SearchArgs {
-    /// The settings of this run: the preset's constants with the flags and `--set`s applied,
-    /// checked whole (ranges and limits, `Settings::validate`) however the values arrived.
-    pub fn settings(&self) -> Result<Settings, UsageError> {
-        let mut settings = Settings {
-            rollouts: self.rollouts as usize,
+    /// The plain options of the default search that these flags give.
+    pub fn options(&self) -> SearchOptions {
+        SearchOptions {
+            rollouts: self.rollouts,
             seed: self.seed,
-            rollouts_per_update: self.rollouts_per_update as usize,
-            searches: self.searches as usize,
-            ..Settings::preset(self.preset)
-        };
-        for assignment in &self.overrides {
-            settings.set(assignment).map_err(UsageError::new)?;
+            device: self.device.clone(),
+            out: self.out.clone(),
+            data: self.data.clone(),
+            dataset: self.dataset.clone(),
+            data_dir: self.data_dir.clone(),
+            rollouts_per_update: self.rollouts_per_update,
+            searches: self.searches,
+            preset: self.preset,
+            overrides: self.overrides.clone(),
+            resume: self.resume.clone(),
+            force: self.force,
+            quiet: self.quiet,
+            given: self.given.clone(),
         }
-        settings.validate().map_err(UsageError::new)?;
-        Ok(settings)
-    }
-
-    /// Where the points come from.
-    pub fn source(&self) -> Result<Source, UsageError> {
-        match (&self.data, &self.dataset) {
-            (Some(path), _) => Ok(Source::Csv(path.clone())),
-            (None, Some(name)) => crate::data::images::source_for(name, self.data_dir.as_deref()),
-            (None, None) => Ok(Source::Moons),
-        }
-    }
-}
-
-/// Resolves `auto`, `cpu`, `cuda` and `cuda:N`; asking for CUDA where there is none is an error.
-pub fn parse_device(text: &str) -> Result<Device, UsageError> {
-    let no_cuda = || {
-        UsageError::new(format!(
-            "`--device {text}` was asked for, but libtorch sees no CUDA device; use `--device cpu` (or `auto`)"
-        ))
-    };
-    match text {
-        "auto" => Ok(Device::cuda_if_available()),
-        "cpu" => Ok(Device::Cpu),
-        "cuda" => {
-            if tch::Cuda::is_available() {
-                Ok(Device::Cuda(0))
-            } else {
-                Err(no_cuda())
-            }
-        }
-        other => {
-            let index = other
-                .strip_prefix("cuda:")
-                .and_then(|n| n.parse::<usize>().ok())
-                .ok_or_else(|| {
-                    UsageError::new(format!(
-                        "unknown device `{other}`; use auto, cpu, cuda or cuda:N"
-                    ))
-                })?;
-            let count = tch::Cuda::device_count() as usize;
-            if count == 0 {
-                Err(no_cuda())
-            } else if index >= count {
-                Err(UsageError::new(format!(
-                    "`--device {other}` was asked for, but libtorch sees {count} CUDA device(s): use cuda:0 to cuda:{}",
-                    count - 1
-                )))
-            } else {
-                Ok(Device::Cuda(index))
-            }
-        }
-    }
-}
-
-/// A readable name for a device, with the GPU model where known.
-pub fn device_name(device: Device) -> String {
-    match device {
-        Device::Cpu => "cpu".into(),
-        Device::Cuda(i) => format!("cuda:{i}"),
-        other => format!("{other:?}").to_lowercase(),
     }
 }
 
@@ -302,7 +235,7 @@ pub fn main() -> i32 {
         Some(Command::Compare(args)) => crate::compare::run(&args).map(|_| 0),
         Some(Command::ChoiceList(args)) => choice_list(&args),
         Some(Command::Moons(args)) => moons(&args),
-        None => crate::run::search(&cli.search),
+        None => crate::run::search(&cli.search.options()),
     };
     match outcome {
         Ok(code) => code,
@@ -344,29 +277,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn devices_parse_or_explain() {
-        assert_eq!(parse_device("cpu"), Ok(Device::Cpu));
-        assert!(parse_device("gpu")
-            .unwrap_err()
-            .0
-            .contains("unknown device"));
-        if !tch::Cuda::is_available() {
-            assert!(parse_device("cuda")
-                .unwrap_err()
-                .0
-                .contains("no CUDA device"));
-            assert!(parse_device("cuda:1")
-                .unwrap_err()
-                .0
-                .contains("no CUDA device"));
-            assert_eq!(parse_device("auto"), Ok(Device::Cpu));
-        }
-    }
-
-    #[test]
     fn flags_override_the_constants() {
         let cli = Cli::try_parse_from(["archsearch", "--rollouts", "20", "--seed", "3"]).unwrap();
-        let s = cli.search.settings().unwrap();
+        let s = cli.search.options().settings().unwrap();
         assert_eq!((s.rollouts, s.seed), (20, 3));
         assert_eq!(s.child, crate::config::ChildSettings::default());
         assert!(Cli::try_parse_from(["archsearch", "--rollouts", "0"]).is_err());

@@ -474,15 +474,6 @@ impl Settings {
                 self.rollouts, self.searches
             ));
         }
-        let weights =
-            crate::controller::Controller::n_params(crate::space::EOS + 1, self.controller_hidden)
-                .saturating_mul(self.searches);
-        if weights > CONTROLLER_WEIGHTS_MAX {
-            return Err(format!(
-                "controller_hidden {} with {} search(es) needs {weights} controller weights, above the limit of {CONTROLLER_WEIGHTS_MAX} (CONTROLLER_WEIGHTS_MAX in src/config.rs); lower controller_hidden or searches",
-                self.controller_hidden, self.searches
-            ));
-        }
         Ok(())
     }
 
@@ -707,12 +698,6 @@ mod tests {
 
     #[test]
     fn limits_of_products_are_checked_too() {
-        let s = Settings {
-            searches: 256,
-            controller_hidden: 4096,
-            ..Settings::default()
-        };
-        assert!(s.validate().unwrap_err().contains("CONTROLLER_WEIGHTS_MAX"));
         let s = Settings {
             searches: 2,
             rollouts_per_update: 4096,

@@ -412,9 +412,35 @@ impl Baseline {
     }
 }
 
+/// Checks that `searches` controllers of `hidden` units over `vocab` tokens stay within
+/// `CONTROLLER_WEIGHTS_MAX`; the error names the limit and what to lower.
+pub fn check_weights(vocab: usize, hidden: usize, searches: usize) -> Result<(), String> {
+    use crate::config::CONTROLLER_WEIGHTS_MAX;
+    let weights = Controller::n_params(vocab, hidden).saturating_mul(searches);
+    if weights > CONTROLLER_WEIGHTS_MAX {
+        return Err(format!(
+            "controller_hidden {hidden} with {searches} search(es) needs {weights} controller weights, above the limit of {CONTROLLER_WEIGHTS_MAX} (CONTROLLER_WEIGHTS_MAX in src/config.rs); lower controller_hidden or searches"
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn controller_weights_are_limited() {
+        use crate::config::{CONTROLLER_HIDDEN_MAX, CONTROLLER_WEIGHTS_MAX};
+        // 256 controllers of 4096 units over 10 tokens: 3*10*4096 + 3*4096^2 + ... weights each.
+        let one = 3 * 10 * 4096 + 3 * 4096 * 4096 + 6 * 4096 + 10 * 4096 + 10;
+        assert_eq!(Controller::n_params(10, 4096), one);
+        assert!(256 * one > CONTROLLER_WEIGHTS_MAX);
+        assert!(check_weights(10, 4096, 256)
+            .unwrap_err()
+            .contains("CONTROLLER_WEIGHTS_MAX"));
+        assert_eq!(check_weights(10, CONTROLLER_HIDDEN_MAX, 1), Ok(()));
+    }
     use crate::mlp::MlpSpec;
     use rand::SeedableRng;
     use rand_pcg::Pcg64;

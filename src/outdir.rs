@@ -1,6 +1,6 @@
 //! Run folders and what keeps them safe, shared by every command that writes one: creating the
 //! folder with its run marker, `--force` that only ever replaces what archsearch wrote, atomic
-//! file writes, and the stop flag that SIGINT and SIGTERM set.
+//! file writes, the stop flag that SIGINT and SIGTERM set, and the `--device` flag's parsing.
 
 use std::fs::File;
 use std::io::Write;
@@ -10,6 +10,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use serde::Serialize;
+
+use tch::Device;
 
 use crate::config::OUT_ROOT;
 use crate::error::{UsageError, EXIT_INTERRUPTED};
@@ -379,9 +381,79 @@ macro_rules! errln {
     }};
 }
 
+/// Resolves `auto`, `cpu`, `cuda` and `cuda:N`; asking for CUDA where there is none is an error.
+pub fn parse_device(text: &str) -> Result<Device, UsageError> {
+    let no_cuda = || {
+        UsageError::new(format!(
+            "`--device {text}` was asked for, but libtorch sees no CUDA device; use `--device cpu` (or `auto`)"
+        ))
+    };
+    match text {
+        "auto" => Ok(Device::cuda_if_available()),
+        "cpu" => Ok(Device::Cpu),
+        "cuda" => {
+            if tch::Cuda::is_available() {
+                Ok(Device::Cuda(0))
+            } else {
+                Err(no_cuda())
+            }
+        }
+        other => {
+            let index = other
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse::<usize>().ok())
+                .ok_or_else(|| {
+                    UsageError::new(format!(
+                        "unknown device `{other}`; use auto, cpu, cuda or cuda:N"
+                    ))
+                })?;
+            let count = tch::Cuda::device_count() as usize;
+            if count == 0 {
+                Err(no_cuda())
+            } else if index >= count {
+                Err(UsageError::new(format!(
+                    "`--device {other}` was asked for, but libtorch sees {count} CUDA device(s): use cuda:0 to cuda:{}",
+                    count - 1
+                )))
+            } else {
+                Ok(Device::Cuda(index))
+            }
+        }
+    }
+}
+
+/// A readable name for a device, with the GPU model where known.
+pub fn device_name(device: Device) -> String {
+    match device {
+        Device::Cpu => "cpu".into(),
+        Device::Cuda(i) => format!("cuda:{i}"),
+        other => format!("{other:?}").to_lowercase(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn devices_parse_or_explain() {
+        assert_eq!(parse_device("cpu"), Ok(Device::Cpu));
+        assert!(parse_device("gpu")
+            .unwrap_err()
+            .0
+            .contains("unknown device"));
+        if !tch::Cuda::is_available() {
+            assert!(parse_device("cuda")
+                .unwrap_err()
+                .0
+                .contains("no CUDA device"));
+            assert!(parse_device("cuda:1")
+                .unwrap_err()
+                .0
+                .contains("no CUDA device"));
+            assert_eq!(parse_device("auto"), Ok(Device::Cpu));
+        }
+    }
 
     #[test]
     fn force_replaces_only_a_marked_folder_of_known_files() {

@@ -10,18 +10,74 @@ use anyhow::Result;
 
 use crate::checkpoint::{self, Checkpoint};
 use crate::child::TensorData;
-use crate::cli::{device_name, parse_device, SearchArgs};
-use crate::config::{DataSettings, Settings, CHECKPOINT_EVERY, TORCH_THREADS};
+use crate::config::{DataSettings, Preset, Settings, CHECKPOINT_EVERY, TORCH_THREADS};
 use crate::data::images::ImageSource;
 use crate::data::{self, Source};
 use crate::error::{UsageError, EXIT_INTERRUPTED};
-use crate::outdir::{self, Stop};
+use crate::outdir::{self, device_name, parse_device, Stop};
 use crate::progress::{say, Progress};
 use crate::report::{resume_csv, RolloutCsv};
 use crate::search::{self, RolloutRecord, SearchState};
-use crate::space::MlpSpace;
+use crate::space::{MlpSpace, SearchSpace};
 use crate::summary::{finish, print_summary, Finished};
 use crate::{plot, usage_bail};
+
+/// What the default search is asked to do: the command line's flags as plain values.
+#[derive(Debug, Clone)]
+pub struct SearchOptions {
+    pub rollouts: u64,
+    pub seed: u64,
+    pub device: String,
+    pub out: Option<PathBuf>,
+    pub data: Option<PathBuf>,
+    pub dataset: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub rollouts_per_update: u64,
+    pub searches: u64,
+    pub preset: Preset,
+    /// `--set KEY=VALUE` assignments, in order.
+    pub overrides: Vec<String>,
+    pub resume: Option<PathBuf>,
+    pub force: bool,
+    pub quiet: bool,
+    /// The options given explicitly (not defaulted), by field name.
+    pub given: Vec<String>,
+}
+
+impl SearchOptions {
+    /// The settings of this run: the preset's constants with the flags and `--set`s applied,
+    /// checked whole (ranges and limits, `Settings::validate`, the controllers' size) however
+    /// the values arrived.
+    pub fn settings(&self) -> Result<Settings, UsageError> {
+        let mut settings = Settings {
+            rollouts: self.rollouts as usize,
+            seed: self.seed,
+            rollouts_per_update: self.rollouts_per_update as usize,
+            searches: self.searches as usize,
+            ..Settings::preset(self.preset)
+        };
+        for assignment in &self.overrides {
+            settings.set(assignment).map_err(UsageError::new)?;
+        }
+        settings.validate().map_err(UsageError::new)?;
+        crate::controller::check_weights(
+            MlpSpace::new(&settings).vocabulary(),
+            settings.controller_hidden,
+            settings.searches,
+        )
+        .map_err(UsageError::new)?;
+        Ok(settings)
+    }
+
+    /// Where the points come from.
+    pub fn source(&self) -> Result<Source, UsageError> {
+        match (&self.data, &self.dataset) {
+            (Some(path), _) => Ok(Source::Csv(path.clone())),
+            (None, Some(name)) => crate::data::images::source_for(name, self.data_dir.as_deref()),
+            (None, None) => Ok(Source::Moons),
+        }
+    }
+}
 
 /// The command name the run marker records.
 const COMMAND: &str = outdir::SEARCH_COMMAND;
@@ -66,7 +122,7 @@ struct Start {
 
 /// Checks a `--resume` folder against this run's settings: the flags the user gave must agree
 /// with the checkpoint, and so must every constant of config.rs.
-fn resume_start(dir: &Path, args: &SearchArgs) -> Result<Start> {
+fn resume_start(dir: &Path, args: &SearchOptions) -> Result<Start> {
     outdir::check_resume_command(dir, COMMAND)?;
     if outdir::is_run_folder(dir) && !checkpoint::path(dir).exists() {
         usage_bail!(
@@ -79,7 +135,7 @@ fn resume_start(dir: &Path, args: &SearchArgs) -> Result<Start> {
     let given = |flag: &str| args.given.iter().any(|g| g == flag);
     // Flags not given now take the checkpoint's values, so `--resume DIR` alone suffices.
     let pick = |flag: &str, now: u64, then: usize| if given(flag) { now } else { then as u64 };
-    let mut replay = SearchArgs {
+    let mut replay = SearchOptions {
         rollouts: pick("rollouts", args.rollouts, saved.settings.rollouts),
         seed: if given("seed") {
             args.seed
@@ -167,7 +223,7 @@ fn setting_value(settings: &Settings, key: &str) -> String {
 }
 
 /// `archsearch` with no command: the half-moon search, new or resumed. Returns the exit code.
-pub fn search(args: &SearchArgs) -> Result<i32> {
+pub fn search(args: &SearchOptions) -> Result<i32> {
     // Everything a user can get wrong is checked before any work or any write.
     let mut start = match &args.resume {
         Some(dir) => resume_start(dir, args)?,

@@ -11,6 +11,30 @@ use crate::config::Settings;
 use crate::controller::{Baseline, Controller};
 use crate::space::SearchSpace;
 
+/// A search strategy of `archsearch choice-list`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum StrategyChoice {
+    /// The GRU controller trained by REINFORCE, over the space's decisions
+    Reinforce,
+    /// Aging evolution (Real et al. 2019) with hannah's mutations
+    Evolution,
+    /// Uniform random sampling
+    Random,
+    /// Every strategy, each with the same budget
+    All,
+}
+
+impl StrategyChoice {
+    pub fn name(self) -> &'static str {
+        match self {
+            StrategyChoice::Reinforce => "reinforce",
+            StrategyChoice::Evolution => "evolution",
+            StrategyChoice::Random => "random",
+            StrategyChoice::All => "all",
+        }
+    }
+}
+
 /// Proposes configurations (JSON values) and learns from how good they were.
 pub trait Strategy {
     fn name(&self) -> &'static str;

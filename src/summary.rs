@@ -7,9 +7,9 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::child::{train_child, Child, TensorData};
-use crate::cli::device_name;
 use crate::config::{DataSettings, Settings, LAST_ROLLOUTS};
 use crate::data::{Source, Splits};
+use crate::outdir::device_name;
 use crate::outdir::Stop;
 use crate::plot;
 use crate::report::{self, best_architecture, distinct_architectures, mean_sd, moving_average};

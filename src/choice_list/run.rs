@@ -2,7 +2,7 @@
 //! or random search with one evaluation budget each, children trained as in the default run.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -14,18 +14,17 @@ use serde_json::Value;
 use super::child::interpret;
 use super::strategy::{evolution, random, ChoiceListSpace};
 use crate::child::TensorData;
-use crate::cli::{device_name, parse_device, ChoiceListArgs, StrategyChoice};
 use crate::config::{
     DataSettings, Settings, CL_BATCH, CL_BINS, MOVING_AVERAGE, RETRAIN_SEEDS, TORCH_THREADS,
 };
 use crate::data::{self, Source};
 use crate::error::{UsageError, EXIT_INTERRUPTED};
-use crate::outdir::{self, Stop};
+use crate::outdir::{self, device_name, parse_device, Stop};
 use crate::plot::{self, Curve};
 use crate::progress::{say, Progress};
 use crate::report::mean_sd;
 use crate::search::child_seed;
-use crate::strategy::{Reinforce, Strategy};
+use crate::strategy::{Reinforce, Strategy, StrategyChoice};
 use crate::trainer::{trainer_for, ChildJob};
 
 /// One evaluated configuration.
@@ -179,13 +178,32 @@ fn read_evaluations(path: &Path) -> Result<Vec<Evaluation>> {
     Ok(out)
 }
 
+/// What `archsearch choice-list` is asked to do: the command line's flags as plain values.
+#[derive(Debug, Clone)]
+pub struct ChoiceListOptions {
+    /// The YAML space (absent when resuming).
+    pub space: Option<PathBuf>,
+    pub resume: Option<PathBuf>,
+    pub strategy: StrategyChoice,
+    /// Children evaluated per strategy and seed.
+    pub evaluations: u64,
+    pub seed: u64,
+    pub seeds: u64,
+    pub device: String,
+    pub out: Option<PathBuf>,
+    pub force: bool,
+    pub quiet: bool,
+    /// The options given explicitly (not defaulted), by field name.
+    pub given: Vec<String>,
+}
+
 /// The command name the run marker records.
 const COMMAND: &str = "choice-list";
 
 /// The run.json of a folder to resume, with the flags given now: a flag that differs from the
 /// folder's value is refused by name; `--device` may change (where children train, not what is
 /// searched), as in the default command.
-fn resumed_spec(dir: &Path, args: &ChoiceListArgs) -> Result<RunSpec> {
+fn resumed_spec(dir: &Path, args: &ChoiceListOptions) -> Result<RunSpec> {
     outdir::check_resume_command(dir, COMMAND)?;
     let path = dir.join("run.json");
     let text = std::fs::read_to_string(&path).map_err(|e| {
@@ -313,7 +331,7 @@ struct Run<'a> {
 }
 
 /// Runs the command; returns the exit code.
-pub fn run(args: &ChoiceListArgs) -> Result<i32> {
+pub fn run(args: &ChoiceListOptions) -> Result<i32> {
     // A new run, or the run.json of the folder being resumed.
     let (spec, out, recorded) = match &args.resume {
         Some(dir) => {

@@ -1,0 +1,42 @@
+//! The regression oracle of issue 10: the recorded default run (`assets/default-run`, 5000
+//! rollouts, seed 0, made before the search loop was rewritten) is reproduced by today's code,
+//! every column of rollouts.csv but `seconds`, over its first 300 rollouts.
+
+mod common;
+
+use common::{archsearch, csv_without_seconds, stderr};
+
+#[test]
+fn the_default_run_reproduces_the_recorded_rollouts() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let o = archsearch(&[
+        "--rollouts",
+        "300",
+        "--seed",
+        "0",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let now = csv_without_seconds(&out);
+    let recorded = csv_without_seconds(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/default-run"),
+    );
+    assert_eq!(now.len(), 300);
+    assert!(
+        recorded.len() >= 300,
+        "the recorded run holds 5000 rollouts"
+    );
+    for (i, (a, b)) in now.iter().zip(&recorded[..300]).enumerate() {
+        assert_eq!(
+            a,
+            b,
+            "rollout {} differs from assets/default-run/rollouts.csv",
+            i + 1
+        );
+    }
+}

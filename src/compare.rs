@@ -8,6 +8,7 @@ use clap::Args;
 
 use crate::config::MOVING_AVERAGE;
 use crate::error::UsageError;
+use crate::output::rows;
 use crate::plot::{self, Curve};
 use crate::report::moving_average;
 use crate::usage_bail;
@@ -29,42 +30,59 @@ pub struct CompareArgs {
     pub title: String,
 }
 
-/// Dev accuracy per rollout of every search of a run folder, from its rollouts.csv.
-pub fn accuracies(dir: &Path) -> Result<Vec<Vec<f64>>> {
+/// The dev accuracies of one strategy of a run folder: one list per search (default run) or
+/// per seed (choice-list), in the order of the rows.
+pub struct Group {
+    /// The strategy's name; empty for the default run, which has one.
+    pub strategy: String,
+    pub per_run: Vec<Vec<f64>>,
+}
+
+/// Dev accuracy per rollout of every strategy and search (or seed) of a run folder, from its
+/// rollouts.csv (either command's): one group per strategy, in order of first appearance.
+pub fn accuracies(dir: &Path) -> Result<Vec<Group>> {
     let path = dir.join("rollouts.csv");
-    let mut reader = csv::Reader::from_path(&path)
-        .map_err(|e| UsageError::new(format!("cannot read {}: {e}", path.display())))?;
-    let header = reader
-        .headers()
-        .map_err(|e| UsageError::new(format!("{}: {e}", path.display())))?
-        .clone();
+    let (header, rows) =
+        rows::read(&path).map_err(|e| UsageError::new(format!("{}: {e}", path.display())))?;
     let column = |name: &str| header.iter().position(|h| h == name);
     let Some(acc) = column("accuracy") else {
         usage_bail!("{} has no accuracy column", path.display())
     };
-    let search = column("search");
-    let mut per_search: Vec<Vec<f64>> = Vec::new();
-    for (i, row) in reader.records().enumerate() {
-        let row =
-            row.map_err(|e| UsageError::new(format!("{} line {}: {e}", path.display(), i + 2)))?;
-        let s: usize = match search {
-            Some(c) => row[c].parse().map_err(|_| {
-                UsageError::new(format!("{} line {}: bad search", path.display(), i + 2))
-            })?,
-            None => 0,
-        };
-        let a: f64 = row[acc].parse().map_err(|_| {
+    let (strategy, run) = (column("strategy"), column("search").or(column("seed")));
+    let mut groups: Vec<Group> = Vec::new();
+    let mut runs: Vec<Vec<String>> = Vec::new(); // the run keys of each group, in order
+    for (i, row) in rows.iter().enumerate() {
+        let cell = |c: Option<usize>| c.and_then(|c| row.get(c)).unwrap_or("").to_string();
+        let a: f64 = row.get(acc).and_then(|v| v.parse().ok()).ok_or_else(|| {
             UsageError::new(format!("{} line {}: bad accuracy", path.display(), i + 2))
         })?;
-        if per_search.len() <= s {
-            per_search.resize(s + 1, Vec::new());
-        }
-        per_search[s].push(a);
+        let name = cell(strategy);
+        let g = match groups.iter().position(|g| g.strategy == name) {
+            Some(g) => g,
+            None => {
+                groups.push(Group {
+                    strategy: name,
+                    per_run: Vec::new(),
+                });
+                runs.push(Vec::new());
+                groups.len() - 1
+            }
+        };
+        let key = cell(run);
+        let r = match runs[g].iter().position(|k| *k == key) {
+            Some(r) => r,
+            None => {
+                runs[g].push(key);
+                groups[g].per_run.push(Vec::new());
+                runs[g].len() - 1
+            }
+        };
+        groups[g].per_run[r].push(a);
     }
-    if per_search.is_empty() {
+    if groups.is_empty() {
         usage_bail!("{} has no rollouts", path.display());
     }
-    Ok(per_search)
+    Ok(groups)
 }
 
 /// The curve of one run: mean of its searches' moving averages, band from min to max.
@@ -102,11 +120,14 @@ pub fn run(args: &CompareArgs) -> Result<()> {
         let Some((label, dir)) = spec.rsplit_once('=') else {
             usage_bail!("`{spec}`: expected LABEL=DIR")
         };
-        curves.push(curve(
-            label,
-            &accuracies(Path::new(dir))?,
-            args.window as usize,
-        ));
+        // A folder with several strategies (choice-list) gives one curve per strategy.
+        for group in accuracies(Path::new(dir))? {
+            let label = match group.strategy.as_str() {
+                "" => label.to_string(),
+                strategy => format!("{label} {strategy}"),
+            };
+            curves.push(curve(&label, &group.per_run, args.window as usize));
+        }
     }
     let low = curves
         .iter()
@@ -140,5 +161,31 @@ mod tests {
         assert_eq!(c.values, vec![0.5, 0.75]);
         assert_eq!(c.band, Some((vec![0.0, 0.5], vec![1.0, 1.0])));
         assert!(c.label.contains("mean of 2"));
+    }
+
+    #[test]
+    fn a_choice_list_folder_gives_one_group_per_strategy() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("rollouts.csv"),
+            "strategy,seed,evaluation,configuration,accuracy\n\
+             random,0,1,\"{\"\"a\"\": 1}\",0.5\n\
+             random,1,1,{},0.6\n\
+             evolution,0,1,{},0.7\n\
+             random,0,2,{},0.8\n",
+        )
+        .unwrap();
+        let groups = accuracies(dir.path()).unwrap();
+        let got: Vec<(&str, &Vec<Vec<f64>>)> = groups
+            .iter()
+            .map(|g| (g.strategy.as_str(), &g.per_run))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("random", &vec![vec![0.5, 0.8], vec![0.6]]),
+                ("evolution", &vec![vec![0.7]]),
+            ]
+        );
     }
 }

@@ -16,6 +16,7 @@ pub mod error;
 pub mod mlp;
 pub mod nn;
 pub mod outdir;
+pub mod output;
 pub mod plot;
 pub mod population;
 pub mod progress;

@@ -2,13 +2,12 @@
 //! (moving averages, the best architecture, mean and sd).
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::Serialize;
 
+use crate::output::rows::{self, RowWriter};
 use crate::search::RolloutRecord;
 
 /// The CSV header; with several searches a leading `search` column is added.
@@ -24,63 +23,50 @@ pub const CSV_COLUMNS: [&str; 9] = [
     "diverged",
 ];
 
-/// rollouts.csv, appended and flushed one complete row at a time.
+/// The header of the default search's rollouts.csv.
+pub fn header(with_search: bool) -> Vec<&'static str> {
+    if with_search {
+        std::iter::once("search").chain(CSV_COLUMNS).collect()
+    } else {
+        CSV_COLUMNS.to_vec()
+    }
+}
+
+/// rollouts.csv of the default search, appended and flushed one complete row at a time.
 pub struct RolloutCsv {
-    file: File,
-    path: PathBuf,
+    rows: RowWriter,
     with_search: bool,
 }
 
 impl RolloutCsv {
     /// Creates the file with its header.
     pub fn create(path: &Path, with_search: bool) -> Result<Self> {
-        let mut file =
-            File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-        let header = if with_search {
-            format!("search,{}\n", CSV_COLUMNS.join(","))
-        } else {
-            format!("{}\n", CSV_COLUMNS.join(","))
-        };
-        file.write_all(header.as_bytes())
-            .with_context(|| format!("cannot write {}", path.display()))?;
         Ok(RolloutCsv {
-            file,
-            path: path.to_owned(),
+            rows: RowWriter::create(path, &header(with_search))?,
             with_search,
         })
     }
 
     /// Opens an existing file to append to.
     pub fn append_to(path: &Path, with_search: bool) -> Result<Self> {
-        let file = OpenOptions::new()
-            .append(true)
-            .open(path)
-            .with_context(|| format!("cannot open {}", path.display()))?;
         Ok(RolloutCsv {
-            file,
-            path: path.to_owned(),
+            rows: RowWriter::append_to(path)?,
             with_search,
         })
     }
 
     /// Writes each record as one line in a single write, then flushes to the OS.
     pub fn append(&mut self, records: &[RolloutRecord]) -> Result<()> {
-        for r in records {
-            let line = csv_line(r, self.with_search);
-            self.file
-                .write_all(line.as_bytes())
-                .with_context(|| format!("cannot write {}", self.path.display()))?;
-        }
-        self.file
-            .flush()
-            .with_context(|| format!("cannot write {}", self.path.display()))
+        let rows: Vec<Vec<String>> = records
+            .iter()
+            .map(|r| fields(r, self.with_search))
+            .collect();
+        self.rows.append(&rows)
     }
 
     /// Forces what was written onto the disk.
     pub fn sync(&self) -> Result<()> {
-        self.file
-            .sync_data()
-            .with_context(|| format!("cannot sync {}", self.path.display()))
+        self.rows.sync()
     }
 }
 
@@ -88,7 +74,7 @@ impl RolloutCsv {
 /// with only those rows.
 pub struct ResumedCsv {
     pub records: Vec<RolloutRecord>,
-    pub text: String,
+    pub text: Vec<u8>,
 }
 
 /// On resume: reads rollouts.csv back, drops a partial last line and every row after rollout
@@ -108,29 +94,14 @@ pub fn resume_csv(
         ))
         .into()
     };
-    let text = std::fs::read(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
-    // A line is complete only with its newline: a kill may leave half of the last one.
-    let complete = match text.iter().rposition(|&b| b == b'\n') {
-        Some(end) => &text[..=end],
-        None => return Err(bad("the header is missing".into())),
-    };
-    let mut reader = csv::ReaderBuilder::new().from_reader(complete);
+    let (found, rows) = rows::read(path).map_err(bad)?;
     let offset = usize::from(with_search);
-    let expected: Vec<&str> = if with_search {
-        std::iter::once("search").chain(CSV_COLUMNS).collect()
-    } else {
-        CSV_COLUMNS.to_vec()
-    };
-    let header = reader
-        .headers()
-        .map_err(|e| bad(format!("unreadable header: {e}")))?
-        .clone();
-    if header.iter().collect::<Vec<_>>() != expected {
+    let expected = header(with_search);
+    if found.iter().collect::<Vec<_>>() != expected {
         return Err(bad(format!("the header is not `{}`", expected.join(","))));
     }
     let mut records = Vec::new();
-    for row in reader.records() {
-        let row = row.map_err(|e| bad(format!("unreadable row: {e}")))?;
+    for row in rows {
         let line = row.position().map(|p| p.line()).unwrap_or(0);
         let field = |i: usize| {
             row.get(i + offset)
@@ -198,32 +169,29 @@ pub fn resume_csv(
             }
         }
     }
-    let mut out = expected.join(",") + "\n";
-    for r in &records {
-        out.push_str(&csv_line(r, with_search));
-    }
-    Ok(ResumedCsv { records, text: out })
+    let lines: Vec<Vec<String>> = records.iter().map(|r| fields(r, with_search)).collect();
+    let text = rows::text(&expected, &lines);
+    Ok(ResumedCsv { records, text })
 }
 
-/// One CSV line (with its newline); the architecture is quoted, it contains commas.
-pub fn csv_line(r: &RolloutRecord, with_search: bool) -> String {
-    let prefix = if with_search {
-        format!("{},", r.search)
-    } else {
-        String::new()
-    };
-    format!(
-        "{prefix}{},\"{}\",{},{},{},{},{},{:.4},{}\n",
-        r.rollout,
-        r.architecture,
-        r.accuracy,
-        r.reward,
-        r.beta,
-        r.loss,
-        r.epochs,
-        r.seconds,
-        u8::from(r.diverged)
-    )
+/// The fields of one record's CSV row.
+pub fn fields(r: &RolloutRecord, with_search: bool) -> Vec<String> {
+    let mut out = Vec::with_capacity(CSV_COLUMNS.len() + 1);
+    if with_search {
+        out.push(r.search.to_string());
+    }
+    out.extend([
+        r.rollout.to_string(),
+        r.architecture.clone(),
+        r.accuracy.to_string(),
+        r.reward.to_string(),
+        r.beta.to_string(),
+        r.loss.to_string(),
+        r.epochs.to_string(),
+        format!("{:.4}", r.seconds),
+        u8::from(r.diverged).to_string(),
+    ]);
+    out
 }
 
 /// Trailing moving average: point `i` is the mean of the last `window` values up to `i`.

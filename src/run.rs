@@ -289,7 +289,7 @@ pub fn search(args: &SearchOptions) -> Result<i32> {
     let (mut state, mut records, mut csv, wall_before) = match resumed {
         Some((saved, rows, state)) => {
             let path = out.join("rollouts.csv");
-            outdir::write_atomically(&path, rows.text.as_bytes())?;
+            outdir::write_atomically(&path, &rows.text)?;
             let csv = RolloutCsv::append_to(&path, with_search)?;
             (state, rows.records, csv, saved.wall_seconds)
         }

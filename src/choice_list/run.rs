@@ -1,11 +1,10 @@
 //! `archsearch choice-list`: a hannah-style YAML space searched by REINFORCE, aging evolution
 //! or random search with one evaluation budget each, children trained as in the default run.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use rand::SeedableRng;
 use rand_pcg::Pcg64;
 use serde::Serialize;
@@ -20,6 +19,7 @@ use crate::config::{
 use crate::data::{self, Source};
 use crate::error::{UsageError, EXIT_INTERRUPTED};
 use crate::outdir::{self, device_name, parse_device, Stop};
+use crate::output::rows::{self, RowWriter};
 use crate::plot::{self, Curve};
 use crate::progress::{say, Progress};
 use crate::report::mean_sd;
@@ -112,24 +112,32 @@ fn check_limits(spec: &RunSpec) -> Result<(), UsageError> {
     Ok(())
 }
 
-/// One CSV line of an evaluation; the configuration is a JSON column, quoted, quotes doubled.
-fn csv_line(e: &Evaluation) -> String {
-    let json = e.configuration.to_string().replace('"', "\"\"");
-    format!(
-        "{},{},{},\"{json}\",{},{},{},{:.4},{}\n",
-        e.strategy,
-        e.seed,
-        e.evaluation,
-        e.accuracy,
-        e.accuracy,
-        e.epochs,
-        e.seconds,
-        u8::from(e.diverged)
-    )
+/// The fields of an evaluation's CSV row; the configuration is a JSON column.
+fn fields(e: &Evaluation) -> Vec<String> {
+    vec![
+        e.strategy.to_string(),
+        e.seed.to_string(),
+        e.evaluation.to_string(),
+        e.configuration.to_string(),
+        e.accuracy.to_string(),
+        e.accuracy.to_string(),
+        e.epochs.to_string(),
+        format!("{:.4}", e.seconds),
+        u8::from(e.diverged).to_string(),
+    ]
 }
 
-const CSV_HEADER: &str =
-    "strategy,seed,evaluation,configuration,accuracy,reward,epochs,seconds,diverged\n";
+const CSV_HEADER: [&str; 9] = [
+    "strategy",
+    "seed",
+    "evaluation",
+    "configuration",
+    "accuracy",
+    "reward",
+    "epochs",
+    "seconds",
+    "diverged",
+];
 
 /// The evaluations of a rollouts.csv written by this command (a partial last line is ignored).
 fn read_evaluations(path: &Path) -> Result<Vec<Evaluation>> {
@@ -140,16 +148,9 @@ fn read_evaluations(path: &Path) -> Result<Vec<Evaluation>> {
         ))
         .into()
     };
-    let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
-    let end = bytes
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map(|i| i + 1)
-        .unwrap_or(0);
-    let mut reader = csv::Reader::from_reader(&bytes[..end]);
+    let (_, rows) = rows::read(path).map_err(bad)?;
     let mut out = Vec::new();
-    for row in reader.records() {
-        let row = row.map_err(|e| bad(e.to_string()))?;
+    for row in rows {
         let field = |i: usize| {
             row.get(i)
                 .ok_or_else(|| bad("a row has too few fields".into()))
@@ -456,19 +457,13 @@ pub fn run(args: &ChoiceListOptions) -> Result<i32> {
     let started = Instant::now();
     let tensors = TensorData::new(&splits, device);
     let csv_path = out.join("rollouts.csv");
-    let mut text = String::from(CSV_HEADER);
-    for e in &kept {
-        text.push_str(&csv_line(e));
-    }
-    outdir::write_atomically(&csv_path, text.as_bytes())?;
+    let lines: Vec<Vec<String>> = kept.iter().map(fields).collect();
+    outdir::write_atomically(&csv_path, &rows::text(&CSV_HEADER, &lines))?;
     // After the files a resume needs, so that a kill leaves a folder that can be resumed.
     if args.resume.is_none() || !out.join("halfmoon.png").exists() {
         plot::data(&out.join("halfmoon.png"), &splits)?;
     }
-    let mut csv = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&csv_path)
-        .with_context(|| format!("cannot open {}", csv_path.display()))?;
+    let mut csv = RowWriter::append_to(&csv_path)?;
     let mut progress = Progress::new(chosen.len() * seeds.len() * budget, kept.len(), args.quiet);
     let mut evaluations: Vec<Evaluation> = Vec::new();
     let mut interrupted = false;
@@ -518,12 +513,9 @@ pub fn run(args: &ChoiceListOptions) -> Result<i32> {
                     seconds,
                     diverged: o.diverged,
                 };
-                csv.write_all(csv_line(&e).as_bytes())
-                    .with_context(|| format!("cannot write {}", csv_path.display()))?;
+                csv.append(&[fields(&e)])?;
                 evaluations.push(e);
             }
-            csv.flush()
-                .with_context(|| format!("cannot write {}", csv_path.display()))?;
             run.done += jobs.len();
             let (name, seed, done) = (run.strategy.name(), run.seed, run.done);
             let best = evaluations
@@ -538,8 +530,7 @@ pub fn run(args: &ChoiceListOptions) -> Result<i32> {
         }
     }
     progress.finish();
-    csv.sync_all()
-        .with_context(|| format!("cannot sync {}", csv_path.display()))?;
+    csv.sync()?;
     let interrupted = finish(
         &out,
         &spec,

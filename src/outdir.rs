@@ -47,8 +47,14 @@ impl Stop {
         Stop::default()
     }
 
-    /// A flag that SIGINT and SIGTERM set; a second signal exits at once with 130.
+    /// The process's flag that SIGINT and SIGTERM set; a second signal exits at once with 130.
+    /// Installed once, by the first call (`cli::main` calls it at start-up, so a signal during
+    /// the checks before any work is seen too); later calls return the same flag.
     pub fn on_signals() -> Result<Stop> {
+        static SIGNALS: std::sync::OnceLock<Stop> = std::sync::OnceLock::new();
+        if let Some(stop) = SIGNALS.get() {
+            return Ok(stop.clone());
+        }
         let stop = Stop::new();
         for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
             // Registered first, so it sees the flag as the earlier signal left it.
@@ -61,7 +67,7 @@ impl Stop {
             signal_hook::flag::register(signal, Arc::clone(&stop.0))
                 .context("cannot install the signal handler")?;
         }
-        Ok(stop)
+        Ok(SIGNALS.get_or_init(|| stop).clone())
     }
 
     /// True once a stop was asked for.

@@ -224,6 +224,9 @@ fn setting_value(settings: &Settings, key: &str) -> String {
 
 /// `archsearch` with no command: the half-moon search, new or resumed. Returns the exit code.
 pub fn search(args: &SearchOptions) -> Result<i32> {
+    // Signals are watched from the start: one during the checks stops the run before its
+    // first step (exit 130), instead of killing it half-way.
+    let stop = Stop::on_signals()?;
     // Everything a user can get wrong is checked before any work or any write.
     let mut start = match &args.resume {
         Some(dir) => resume_start(dir, args)?,
@@ -274,7 +277,6 @@ pub fn search(args: &SearchOptions) -> Result<i32> {
         None => None,
     };
     tch::set_num_threads(TORCH_THREADS);
-    let stop = Stop::on_signals()?;
     // Only now is anything written.
     if resumed.is_some() {
         outdir::ensure_marker(&start.out, COMMAND)?;

@@ -333,6 +333,9 @@ struct Run<'a> {
 
 /// Runs the command; returns the exit code.
 pub fn run(args: &ChoiceListOptions) -> Result<i32> {
+    // Signals are watched from the start: one during the checks stops the run before its
+    // first step (exit 130), instead of killing it half-way.
+    let stop = Stop::on_signals()?;
     // A new run, or the run.json of the folder being resumed.
     let (spec, out, recorded) = match &args.resume {
         Some(dir) => {
@@ -445,7 +448,6 @@ pub fn run(args: &ChoiceListOptions) -> Result<i32> {
     }
 
     // Every input checked: only now is anything written.
-    let stop = Stop::on_signals()?;
     let out = match out {
         Some(dir) => {
             outdir::ensure_marker(&dir, COMMAND)?;

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
+use crate::commands::search::SearchOptions;
 use crate::config;
 use crate::error::{UsageError, EXIT_USAGE};
-use crate::run::SearchOptions;
 use crate::strategy::StrategyChoice;
 
 /// Neural architecture search on libtorch. Without a command: the half-moon search of a GRU
@@ -24,9 +24,9 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Measure child-training speed (single child and population) on a device.
-    Bench(crate::bench::BenchArgs),
+    Bench(crate::commands::bench::BenchArgs),
     /// Draw the learning curves of several run folders in one figure (mean and band over searches).
-    Compare(crate::compare::CompareArgs),
+    Compare(crate::commands::compare::CompareArgs),
     /// Search a hannah-style YAML space (needs the cargo feature `choice-list`).
     ChoiceList(ChoiceListArgs),
     /// Write the default run's moons as CSV (x1,x2,label; train, dev, test in order), to feed
@@ -40,15 +40,6 @@ pub struct MoonsArgs {
     /// The CSV file to write
     #[arg(long)]
     pub out: PathBuf,
-}
-
-fn moons(args: &MoonsArgs) -> anyhow::Result<i32> {
-    crate::outdir::check_file_out(&args.out, "csv", "the points")?;
-    let d = crate::config::DataSettings::default();
-    let points = crate::data::make_moons(d.n_points, d.noise, d.seed);
-    crate::data::write_csv(&points, &args.out)?;
-    crate::outln!("wrote {} points to {}", points.len(), args.out.display());
-    Ok(0)
 }
 
 /// Flags of `archsearch choice-list`.
@@ -231,11 +222,11 @@ pub fn main() -> i32 {
             .collect();
     }
     let outcome = match cli.command {
-        Some(Command::Bench(args)) => crate::bench::run(&args).map(|_| 0),
-        Some(Command::Compare(args)) => crate::compare::run(&args).map(|_| 0),
+        Some(Command::Bench(args)) => crate::commands::bench::run(&args).map(|_| 0),
+        Some(Command::Compare(args)) => crate::commands::compare::run(&args).map(|_| 0),
         Some(Command::ChoiceList(args)) => choice_list(&args),
-        Some(Command::Moons(args)) => moons(&args),
-        None => crate::run::search(&cli.search.options()),
+        Some(Command::Moons(args)) => crate::commands::moons::run(&args.out),
+        None => crate::commands::search::search(&cli.search.options()),
     };
     match outcome {
         Ok(code) => code,

@@ -8,11 +8,11 @@ use anyhow::Result;
 use rand::SeedableRng;
 use rand_pcg::Pcg64;
 
-use crate::child::TensorData;
 use crate::config::Settings;
-use crate::controller::{Baseline, Controller};
+use crate::nn::child::TensorData;
+use crate::nn::trainer::{ChildJob, ChildTrainer};
 use crate::space::SearchSpace;
-use crate::trainer::{ChildJob, ChildTrainer};
+use crate::strategy::controller::{Baseline, Controller};
 
 /// One finished rollout, as written to rollouts.csv.
 #[derive(Clone, Debug, PartialEq)]
@@ -83,11 +83,11 @@ impl SearchState {
 
 impl SearchState {
     /// What a checkpoint keeps of each search.
-    pub fn checkpoint(&self) -> Vec<crate::checkpoint::SearchCheckpoint> {
+    pub fn checkpoint(&self) -> Vec<crate::output::checkpoint::SearchCheckpoint> {
         (0..self.controllers.len())
             .map(|s| {
                 let (controller, adam_m, adam_v, adam_step) = self.controllers[s].state();
-                crate::checkpoint::SearchCheckpoint {
+                crate::output::checkpoint::SearchCheckpoint {
                     controller,
                     adam_m,
                     adam_v,
@@ -104,7 +104,7 @@ impl SearchState {
         space: &dyn SearchSpace,
         settings: &Settings,
         device: tch::Device,
-        saved: &crate::checkpoint::Checkpoint,
+        saved: &crate::output::checkpoint::Checkpoint,
     ) -> Result<Self> {
         let mut state = SearchState::new(space, settings, device);
         if saved.searches.len() != settings.searches {

@@ -203,9 +203,9 @@ fn limits_hold_for_values_read_back_from_a_run_folder() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     succeeded(d, &["--rollouts", "2", "--out", "run", "-q"]);
-    let mut c = archsearch::checkpoint::load(&d.join("run")).unwrap();
+    let mut c = archsearch::output::checkpoint::load(&d.join("run")).unwrap();
     c.settings.controller_hidden = 1_000_000;
-    archsearch::checkpoint::save(&d.join("run"), &c).unwrap();
+    archsearch::output::checkpoint::save(&d.join("run"), &c).unwrap();
     let e = run(d, &["--resume", "run"]);
     assert_eq!(e.code, Some(2), "{}", e.stderr);
     assert!(e.stderr.contains("CONTROLLER_HIDDEN_MAX"), "{}", e.stderr);
@@ -261,19 +261,19 @@ fn a_diverging_controller_stops_with_a_message_and_a_checkpoint_that_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     succeeded(d, &["--rollouts", "3", "--out", "run", "-q"]);
-    let mut c = archsearch::checkpoint::load(&d.join("run")).unwrap();
+    let mut c = archsearch::output::checkpoint::load(&d.join("run")).unwrap();
     c.done = 1;
     for (i, w) in c.searches[0].controller.iter_mut().enumerate() {
         *w = if i % 2 == 0 { 3e38 } else { -3e38 };
     }
-    archsearch::checkpoint::save(&d.join("run"), &c).unwrap();
+    archsearch::output::checkpoint::save(&d.join("run"), &c).unwrap();
     for _ in 0..2 {
         let e = run(d, &["--resume", "run", "-q"]);
         assert_eq!(e.code, Some(1), "{}", e.stderr);
         assert!(e.stderr.contains("diverged"), "{}", e.stderr);
         let text = std::fs::read_to_string(d.join("run").join("checkpoint.json")).unwrap();
         assert!(!text.contains("null"), "no NaN written as null");
-        let saved = archsearch::checkpoint::load(&d.join("run")).unwrap();
+        let saved = archsearch::output::checkpoint::load(&d.join("run")).unwrap();
         assert_eq!(saved.searches[0].controller, c.searches[0].controller);
         assert_eq!(saved.done, 1);
     }

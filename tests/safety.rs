@@ -272,19 +272,19 @@ fn a_refused_resume_changes_no_byte() {
     assert!(o.status.success(), "{}", stderr(&o));
     // The case: a checkpoint with a valid checksum, 50 rollouts done (so rollouts.csv
     // has rows past it, which a resume cuts) and a controller of the wrong size.
-    let mut saved = archsearch::checkpoint::load(&run).unwrap();
+    let mut saved = archsearch::output::checkpoint::load(&run).unwrap();
     saved.done = 50;
     saved.searches[0].controller.pop();
-    archsearch::checkpoint::save(&run, &saved).unwrap();
+    archsearch::output::checkpoint::save(&run, &saved).unwrap();
     let before = snapshot(&run);
     let o = archsearch(&["--resume", run_s, "--quiet"]);
     refused(&o, "does not fit the settings it holds");
     assert_eq!(snapshot(&run), before);
 
     // A good checkpoint, but rollouts.csv with a row repeated where one is missing.
-    let mut saved = archsearch::checkpoint::load(&run).unwrap();
+    let mut saved = archsearch::output::checkpoint::load(&run).unwrap();
     saved.searches[0].controller.push(0.0);
-    archsearch::checkpoint::save(&run, &saved).unwrap();
+    archsearch::output::checkpoint::save(&run, &saved).unwrap();
     let csv = run.join("rollouts.csv");
     let text = std::fs::read_to_string(&csv).unwrap();
     let mut lines: Vec<&str> = text.lines().collect();
@@ -350,7 +350,7 @@ fn a_relative_data_path_resumes_from_any_working_folder() {
     let run = here.join("run");
     let points = here.join("points.csv").canonicalize().unwrap();
     // The checkpoint names the file by its absolute, canonical path.
-    let saved = archsearch::checkpoint::load(&run).unwrap();
+    let saved = archsearch::output::checkpoint::load(&run).unwrap();
     assert_eq!(saved.source, archsearch::data::Source::Csv(points.clone()));
     // From another folder: without --data, with the absolute path, with another relative one.
     let run_s = run.to_str().unwrap();
@@ -452,7 +452,7 @@ fn sigterm_during_the_final_retraining_stops_it_and_the_run_resumes() {
     assert!(std::fs::read(run.join("accuracy.png"))
         .unwrap()
         .starts_with(b"\x89PNG"));
-    let saved = archsearch::checkpoint::load(&run).unwrap();
+    let saved = archsearch::output::checkpoint::load(&run).unwrap();
     assert_eq!((saved.done, saved.settings.retrain_seeds), (4, 1000));
     assert_eq!(csv_without_seconds(&run).len(), 4);
 
@@ -492,7 +492,7 @@ fn sigterm_stops_a_child_that_would_train_for_minutes() {
     assert_eq!(s["interrupted"], true);
     assert_eq!(s["rollouts_done"], 0);
     // The batch cut short is forgotten: the checkpoint is the state before it.
-    let saved = archsearch::checkpoint::load(&run).unwrap();
+    let saved = archsearch::output::checkpoint::load(&run).unwrap();
     assert_eq!(saved.done, 0);
     assert_eq!(csv_without_seconds(&run).len(), 0);
 }

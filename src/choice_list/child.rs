@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::param::Param;
 use crate::config::{ChildSettings, CHILD_WEIGHTS_MAX, CHILD_WIDTH_MAX};
-use crate::mlp::{Activation, Layer, MlpSpec, ACTIVATIONS};
+use crate::nn::mlp::{Activation, Layer, MlpSpec, ACTIVATIONS};
 
 /// The keys a configuration may have.
 pub const KEYS: [&str; 6] = [

@@ -12,20 +12,20 @@ use serde_json::Value;
 
 use super::child::interpret;
 use super::strategy::{evolution, random, ChoiceListSpace};
-use crate::child::TensorData;
 use crate::config::{
     DataSettings, Settings, CL_BATCH, CL_BINS, MOVING_AVERAGE, RETRAIN_SEEDS, TORCH_THREADS,
 };
 use crate::data::{self, Source};
 use crate::error::{UsageError, EXIT_INTERRUPTED};
+use crate::nn::child::TensorData;
+use crate::nn::trainer::{trainer_for, ChildJob};
 use crate::outdir::{self, device_name, parse_device, Stop};
+use crate::output::plot::{self, Curve};
+use crate::output::progress::{say, Progress};
+use crate::output::report::mean_sd;
 use crate::output::rows::{self, RowWriter};
-use crate::plot::{self, Curve};
-use crate::progress::{say, Progress};
-use crate::report::mean_sd;
 use crate::search::child_seed;
 use crate::strategy::{Reinforce, Strategy, StrategyChoice};
-use crate::trainer::{trainer_for, ChildJob};
 
 /// One evaluated configuration.
 #[derive(Clone, Debug, Serialize)]
@@ -602,7 +602,7 @@ fn finish(
                     .iter()
                     .map(|&s| run_of(n, s).iter().map(|e| e.accuracy).collect())
                     .collect();
-                crate::compare::curve(n, &per_seed, 50)
+                crate::commands::compare::curve(n, &per_seed, 50)
             })
             .collect();
         plot::curves(
@@ -630,7 +630,7 @@ fn finish(
                         .collect()
                 })
                 .collect();
-            crate::compare::curve(n, &per_seed, 1)
+            crate::commands::compare::curve(n, &per_seed, 1)
         })
         .collect();
     let low = best_so_far
@@ -687,7 +687,7 @@ fn finish(
             &settings.child,
         )
         .map_err(anyhow::Error::msg)?;
-        let (accuracies, first) = crate::summary::retrain_and_test(
+        let (accuracies, first) = crate::output::summary::retrain_and_test(
             &spec,
             &child_settings,
             tensors,

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::evolution::{AgingEvolution, AskTell, RandomSearch};
 use super::{decode, encode, max_decisions, max_options, next_options, Param};
-use crate::mlp::MlpSpec;
+use crate::nn::mlp::MlpSpec;
 use crate::space::SearchSpace;
 use crate::strategy::Strategy;
 

@@ -1,7 +1,14 @@
-//! Networks beyond the fast MLP path and their training: the data as tensors in the shape a
-//! network takes (`tensors`), one general trainer for any tch module (`train`), and a fixed
-//! baseline CNN (`cnn`). The conv-network searches (ENAS, DARTS, a cell benchmark) build on these.
+//! Networks and their training. The fast path of the half-moon space: the MLP description
+//! (`mlp`), Adam written out (`adam`), one child trained on the CPU without autograd (`child`),
+//! many children trained as one batched network (`population`), and the choice among them
+//! (`trainer`). Beyond MLPs: the data as tensors in the shape a network takes (`tensors`), one
+//! general trainer for any tch module (`train`), and a fixed baseline CNN (`cnn`).
 
+pub mod adam;
+pub mod child;
 pub mod cnn;
+pub mod mlp;
+pub mod population;
 pub mod tensors;
 pub mod train;
+pub mod trainer;

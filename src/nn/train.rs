@@ -16,9 +16,9 @@ use tch::nn::{self, ModuleT, OptimizerConfig};
 use tch::{Kind, Tensor};
 
 use super::tensors::{Part, TrainData};
-use crate::child::permutation;
 use crate::config::{Optimizer, TrainerSettings, ADAM_BETAS, ADAM_EPS, GRAD_CLIP_EPS};
 use crate::error::UsageError;
+use crate::nn::child::permutation;
 
 /// What one epoch did.
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -8,10 +8,10 @@ use rand::SeedableRng;
 use rand_pcg::Pcg64;
 use tch::{Device, Kind, Tensor};
 
-use crate::adam::Adam;
 use crate::config::ChildSettings;
 use crate::data::Splits;
-use crate::mlp::{Activation, Layer, MlpSpec};
+use crate::nn::adam::Adam;
+use crate::nn::mlp::{Activation, Layer, MlpSpec};
 use crate::outdir::Stop;
 
 /// A split's tensors on the training device; the labels also one-hot for the loss gradient.
@@ -397,7 +397,7 @@ pub fn train(
 mod tests {
     use super::*;
     use crate::data::{make_moons, split};
-    use crate::mlp::Activation::*;
+    use crate::nn::mlp::Activation::*;
     use proptest::prelude::*;
 
     fn moons_data() -> TensorData {

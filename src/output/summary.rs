@@ -6,13 +6,15 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::child::{train_child, Child, TensorData};
 use crate::config::{DataSettings, Settings, LAST_ROLLOUTS};
 use crate::data::{Source, Splits};
+use crate::nn::child::{train_child, Child, TensorData};
 use crate::outdir::device_name;
 use crate::outdir::Stop;
-use crate::plot;
-use crate::report::{self, best_architecture, distinct_architectures, mean_sd, moving_average};
+use crate::output::plot;
+use crate::output::report::{
+    self, best_architecture, distinct_architectures, mean_sd, moving_average,
+};
 use crate::search::{self, RolloutRecord};
 use crate::space::SearchSpace;
 
@@ -122,7 +124,7 @@ pub fn finish(f: &Finished) -> Result<Summary> {
     let mut test_accuracies = Vec::new();
     // After a stop nothing is trained any more: the summary says what exists.
     if let Some(best) = best.as_ref().filter(|_| !stop.requested()) {
-        crate::progress::say(
+        crate::output::progress::say(
             quiet,
             &format!(
                 "retraining the best architecture {} with {} seeds",
@@ -265,7 +267,7 @@ fn retrain(
 /// returns the test accuracies and the first child (for the boundary plot). Once `stop` is
 /// requested no child starts and the one in training is dropped: only whole retrainings count.
 pub fn retrain_and_test(
-    spec: &crate::mlp::MlpSpec,
+    spec: &crate::nn::mlp::MlpSpec,
     child: &crate::config::ChildSettings,
     tensors: &TensorData,
     seed: u64,

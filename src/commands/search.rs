@@ -8,19 +8,19 @@ use std::time::Instant;
 
 use anyhow::Result;
 
-use crate::checkpoint::{self, Checkpoint};
-use crate::child::TensorData;
 use crate::config::{DataSettings, Preset, Settings, CHECKPOINT_EVERY, TORCH_THREADS};
 use crate::data::images::ImageSource;
 use crate::data::{self, Source};
 use crate::error::{UsageError, EXIT_INTERRUPTED};
+use crate::nn::child::TensorData;
 use crate::outdir::{self, device_name, parse_device, Stop};
-use crate::progress::{say, Progress};
-use crate::report::{resume_csv, RolloutCsv};
+use crate::output::checkpoint::{self, Checkpoint};
+use crate::output::progress::{say, Progress};
+use crate::output::report::{resume_csv, RolloutCsv};
+use crate::output::summary::{finish, print_summary, Finished};
 use crate::search::{self, RolloutRecord, SearchState};
 use crate::space::{MlpSpace, SearchSpace};
-use crate::summary::{finish, print_summary, Finished};
-use crate::{plot, usage_bail};
+use crate::{output::plot, usage_bail};
 
 /// What the default search is asked to do: the command line's flags as plain values.
 #[derive(Debug, Clone)]
@@ -60,7 +60,7 @@ impl SearchOptions {
             settings.set(assignment).map_err(UsageError::new)?;
         }
         settings.validate().map_err(UsageError::new)?;
-        crate::controller::check_weights(
+        crate::strategy::controller::check_weights(
             MlpSpace::new(&settings).vocabulary(),
             settings.controller_hidden,
             settings.searches,
@@ -344,7 +344,7 @@ pub fn search(args: &SearchOptions) -> Result<i32> {
         plot::data(&out.join("halfmoon.png"), &splits)?;
     }
 
-    let mut trainer = crate::trainer::trainer_for(
+    let mut trainer = crate::nn::trainer::trainer_for(
         settings.rollouts_per_update * settings.searches,
         &tensors,
         &stop,

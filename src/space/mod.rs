@@ -1,7 +1,7 @@
 //! The `SearchSpace` trait the controller and the search loop see, and the default space of the
 //! half-moon demo: sequences of widths and activations ended by EOS (docs/algorithms.md §1).
 
-use crate::mlp::{Activation, Layer, MlpSpec, ACTIVATIONS};
+use crate::nn::mlp::{Activation, Layer, MlpSpec, ACTIVATIONS};
 
 /// What a search needs to know about a space of architectures: the controller only learns
 /// how many options there are at each decision; the rest stays behind this trait.

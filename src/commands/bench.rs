@@ -9,14 +9,14 @@ use rand::SeedableRng;
 use rand_pcg::Pcg64;
 use serde::Serialize;
 
-use crate::child::TensorData;
 use crate::config::{ChildSettings, DataSettings, Settings, TORCH_THREADS};
 use crate::data::{self, Source};
-use crate::mlp::{Activation, Layer, MlpSpec};
+use crate::nn::child::TensorData;
+use crate::nn::mlp::{Activation, Layer, MlpSpec};
+use crate::nn::population::train_population;
+use crate::nn::trainer::{cpu_workers, ChildJob, ChildTrainer, ParallelTrainer};
 use crate::outdir::{device_name, parse_device};
-use crate::population::train_population;
 use crate::space::{MlpSpace, SearchSpace};
-use crate::trainer::{cpu_workers, ChildJob, ChildTrainer, ParallelTrainer};
 use rand::RngExt;
 
 /// Flags of `archsearch bench`.
@@ -155,14 +155,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let mut seed = 0;
     let secs = timed(args.repeats, || {
         seed += 1;
-        crate::child::train_child(&spec, &tensors, &epochs, seed, &never);
+        crate::nn::child::train_child(&spec, &tensors, &epochs, seed, &never);
     });
     let us_per_step = secs * 1e6 / (epochs.max_epochs * steps_per_epoch) as f64;
     // Whole rollouts: random architectures trained to early stopping, one after another.
     let specs = random_specs(16, 1);
     let secs = timed(args.repeats, || {
         for (i, s) in specs.iter().enumerate() {
-            crate::child::train_child(s, &tensors, &settings, i as u64, &never);
+            crate::nn::child::train_child(s, &tensors, &settings, i as u64, &never);
         }
     });
     let single = SingleFigures {
@@ -311,7 +311,7 @@ fn cnn(args: &BenchArgs, device: tch::Device) -> Result<()> {
         .map(|seed| crate::nn::cnn::train_on_digits(&settings, seed, device, &never))
         .collect::<Result<Vec<_>>>()?;
     let accuracies: Vec<f64> = runs.iter().map(|r| r.test_accuracy).collect();
-    let (mean, sd) = crate::report::mean_sd(&accuracies);
+    let (mean, sd) = crate::output::report::mean_sd(&accuracies);
     let per_epoch = median(runs.iter().map(|r| r.seconds_per_epoch).collect());
     if args.json {
         let report = serde_json::json!({

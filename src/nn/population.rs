@@ -7,10 +7,10 @@ use rand::SeedableRng;
 use rand_pcg::Pcg64;
 use tch::{Kind, Tensor};
 
-use crate::adam::Adam;
-use crate::child::{permutation, EarlyStopping, TensorData, TrainOutcome};
 use crate::config::ChildSettings;
-use crate::mlp::{Activation, Layer, MlpSpec, ACTIVATIONS};
+use crate::nn::adam::Adam;
+use crate::nn::child::{permutation, EarlyStopping, TensorData, TrainOutcome};
+use crate::nn::mlp::{Activation, Layer, MlpSpec, ACTIVATIONS};
 use crate::outdir::Stop;
 
 /// What one slot of the padded network does for one child.
@@ -387,8 +387,8 @@ pub fn train_population(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::child::train_child;
     use crate::data::{make_moons, split};
+    use crate::nn::child::train_child;
     use crate::space::{MlpSpace, SearchSpace};
     use tch::Device;
 

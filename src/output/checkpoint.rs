@@ -9,9 +9,9 @@ use rand_pcg::Pcg64;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Settings;
-use crate::controller::Baseline;
 use crate::data::{Source, Splits};
 use crate::error::UsageError;
+use crate::strategy::controller::Baseline;
 
 /// The checkpoint's file name inside a run folder.
 pub const FILE: &str = "checkpoint.json";

@@ -6,7 +6,7 @@
 use rand::RngExt;
 use tch::{Device, Kind, Tensor};
 
-use crate::adam::Adam;
+use crate::nn::adam::Adam;
 use crate::space::SearchSpace;
 
 /// A GRU-cell policy over `vocabulary` options, its weights in one flat tensor with Adam state.
@@ -325,7 +325,7 @@ impl Controller {
         self.params.zero_grad();
         loss.backward();
         let mut grads = self.params.grad();
-        if !crate::adam::all_finite(&grads) {
+        if !crate::nn::adam::all_finite(&grads) {
             return Err("the gradient is not finite".into());
         }
         if clip > 0.0 {
@@ -441,7 +441,7 @@ mod tests {
             .contains("CONTROLLER_WEIGHTS_MAX"));
         assert_eq!(check_weights(10, CONTROLLER_HIDDEN_MAX, 1), Ok(()));
     }
-    use crate::mlp::MlpSpec;
+    use crate::nn::mlp::MlpSpec;
     use rand::SeedableRng;
     use rand_pcg::Pcg64;
 

@@ -8,9 +8,9 @@ use clap::Args;
 
 use crate::config::MOVING_AVERAGE;
 use crate::error::UsageError;
+use crate::output::plot::{self, Curve};
+use crate::output::report::moving_average;
 use crate::output::rows;
-use crate::plot::{self, Curve};
-use crate::report::moving_average;
 use crate::usage_bail;
 
 /// Flags of `archsearch compare`.

@@ -4,9 +4,9 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::child::{train_child, TensorData, TrainOutcome};
 use crate::config::{ChildSettings, CPU_WORKERS, POPULATION_ON_CPU};
-use crate::mlp::MlpSpec;
+use crate::nn::child::{train_child, TensorData, TrainOutcome};
+use crate::nn::mlp::MlpSpec;
 use crate::outdir::Stop;
 
 /// A child to train: its architecture, how to train it, and the seed of its initial weights,
@@ -123,7 +123,7 @@ impl ChildTrainer for PopulationTrainer<'_> {
         for (settings, members) in groups {
             let specs: Vec<MlpSpec> = members.iter().map(|&i| jobs[i].spec.clone()).collect();
             let seeds: Vec<u64> = members.iter().map(|&i| jobs[i].seed).collect();
-            let trained = crate::population::train_population(
+            let trained = crate::nn::population::train_population(
                 &specs, &seeds, self.data, &settings, &self.stop,
             );
             for (i, o) in members.into_iter().zip(trained) {

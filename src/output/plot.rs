@@ -10,7 +10,7 @@ use plotters::prelude::*;
 use plotters::style::FontStyle;
 
 use crate::data::{Dataset, Splits};
-use crate::report::moving_average;
+use crate::output::report::moving_average;
 
 const FONT: &str = "sans-serif";
 const WIDTH: u32 = 1000;
@@ -28,7 +28,7 @@ pub const PALETTE: [RGBColor; 6] = [
 fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        let bytes: &'static [u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
+        let bytes: &'static [u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
         if plotters::style::register_font(FONT, FontStyle::Normal, bytes).is_err() {
             unreachable!("the bundled font is a valid TrueType file");
         }
@@ -350,7 +350,7 @@ pub fn child_boundary(
     path: &Path,
     title: &str,
     splits: &Splits,
-    child: &crate::child::Child,
+    child: &crate::nn::child::Child,
     device: tch::Device,
 ) -> Result<()> {
     let predict = |xy: &[f32]| -> Vec<i64> {

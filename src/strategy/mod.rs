@@ -3,13 +3,15 @@
 //! search on any space. REINFORCE here is the default run's controller (Zoph & Le 2016) on
 //! any `SearchSpace`.
 
+pub mod controller;
+
 use anyhow::Result;
 use rand_pcg::Pcg64;
 use serde_json::Value;
 
 use crate::config::Settings;
-use crate::controller::{Baseline, Controller};
 use crate::space::SearchSpace;
+use crate::strategy::controller::{Baseline, Controller};
 
 /// A search strategy of `archsearch choice-list`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

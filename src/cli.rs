@@ -54,9 +54,9 @@ pub struct ChoiceListArgs {
     /// How to search
     #[arg(long, value_enum, default_value = "evolution")]
     pub strategy: StrategyChoice,
-    /// Children evaluated per strategy and seed
-    #[arg(long, allow_negative_numbers = true, default_value_t = config::CL_EVALUATIONS as u64, value_parser = clap::value_parser!(u64).range(1..=config::CL_EVALUATIONS_MAX as u64))]
-    pub evaluations: u64,
+    /// Children evaluated (rollouts) per strategy and seed; `--evaluations` is an alias
+    #[arg(long, visible_alias = "evaluations", allow_negative_numbers = true, default_value_t = config::CL_ROLLOUTS as u64, value_parser = clap::value_parser!(u64).range(1..=config::CL_ROLLOUTS_MAX as u64))]
+    pub rollouts: u64,
     /// First seed
     #[arg(long, allow_negative_numbers = true, default_value_t = config::SEED)]
     pub seed: u64,
@@ -97,7 +97,7 @@ fn choice_list(args: &ChoiceListArgs) -> anyhow::Result<i32> {
         space: args.space.clone(),
         resume: args.resume.clone(),
         strategy: args.strategy,
-        evaluations: args.evaluations,
+        rollouts: args.rollouts,
         seed: args.seed,
         seeds: args.seeds,
         device: args.device.clone(),
@@ -215,7 +215,7 @@ pub fn main() -> i32 {
     if let (Some(Command::ChoiceList(args)), Some(sub)) =
         (&mut cli.command, matches.subcommand_matches("choice-list"))
     {
-        args.given = ["strategy", "evaluations", "seed", "seeds", "device"]
+        args.given = ["strategy", "rollouts", "seed", "seeds", "device"]
             .into_iter()
             .filter(|id| sub.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
             .map(String::from)

@@ -59,12 +59,13 @@ pub const CPU_WORKERS: usize = 0; // threads training children side by side on a
 pub const POPULATION_ON_CPU: bool = false; // batched population on CPU too (it wins on CUDA; see BENCHMARKS.md)
 
 // --- Feature `choice-list` (hannah-style spaces, docs/algorithms.md §2) ---
-pub const CL_EVALUATIONS: usize = 500; // children evaluated per strategy and seed
+pub const CL_ROLLOUTS: usize = 500; // children evaluated per strategy and seed
 pub const CL_BATCH: usize = 8; // configurations asked for (and trained side by side) at a time
 pub const CL_BINS: usize = 8; // bins an Interval is cut into for the controller's decisions
 pub const EVOLUTION_POPULATION: usize = 100; // aging evolution's population (hannah's default)
 pub const EVOLUTION_SAMPLE_SIZE: usize = 20; // members drawn per tournament
 pub const EVOLUTION_EPS: f64 = 0.1; // probability that a random sample replaces the mutation
+pub const CL_MOVING_AVERAGE: usize = 50; // window of accuracy.png's curves with several runs
 
 // --- Image data (src/data/images) ---
 pub const IMAGE_DEV_FRACTION: f64 = 0.1; // MNIST, Fashion-MNIST, CIFAR-10: dev is this last part of the official training set
@@ -122,7 +123,7 @@ pub const DATA_POINTS_MAX: usize = 10_000_000; // points of a --data file
 pub const DATA_FEATURES_MAX: usize = 4096; // features (x1..xd) of a --data file
 pub const DATA_VALUES_MAX: usize = 100_000_000; // points x features of a --data file (400 MB as f32)
 pub const LABEL_MAX: i64 = 1000; // largest class label of a --data file
-pub const CL_EVALUATIONS_MAX: usize = 1_000_000; // choice-list --evaluations
+pub const CL_ROLLOUTS_MAX: usize = 1_000_000; // choice-list --rollouts
 pub const CL_SEEDS_MAX: usize = 100; // choice-list --seeds
 pub const CL_SPACE_BYTES_MAX: usize = 16 << 20; // size of a YAML space file
 pub const CL_INDENT_MAX: usize = 1024; // columns of block indentation, checked before parsing (bounds nesting)

@@ -227,11 +227,11 @@ fn limits_hold_for_values_read_back_from_a_run_folder() {
     let path = d.join("cl").join("run.json");
     let mut spec: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    spec["evaluations"] = serde_json::json!(1_000_000_000_000u64);
+    spec["rollouts"] = serde_json::json!(1_000_000_000_000u64);
     std::fs::write(&path, spec.to_string()).unwrap();
     let e = run(d, &["choice-list", "--resume", "cl"]);
     assert_eq!(e.code, Some(2), "{}", e.stderr);
-    assert!(e.stderr.contains("CL_EVALUATIONS_MAX"), "{}", e.stderr);
+    assert!(e.stderr.contains("CL_ROLLOUTS_MAX"), "{}", e.stderr);
 }
 
 #[test]

@@ -227,7 +227,7 @@ fn choice_list_resume_refuses_changed_flags_and_any_bad_row_before_writing() {
     );
     refused(
         &resume(&["--evaluations", "20"]),
-        "evaluations: was 24, now 20",
+        "rollouts: was 24, now 20",
     );
     let o = resume(&["--seed", "5", "--seeds", "2"]);
     refused(&o, "seed: was 0, now 5");

@@ -13,7 +13,8 @@ use serde_json::Value;
 use super::child::interpret;
 use super::strategy::{evolution, random, ChoiceListSpace};
 use crate::config::{
-    DataSettings, Settings, CL_BATCH, CL_BINS, MOVING_AVERAGE, RETRAIN_SEEDS, TORCH_THREADS,
+    DataSettings, Settings, CL_BATCH, CL_BINS, CL_MOVING_AVERAGE, MOVING_AVERAGE, RETRAIN_SEEDS,
+    TORCH_THREADS,
 };
 use crate::data::{self, Source};
 use crate::error::{UsageError, EXIT_INTERRUPTED};
@@ -87,19 +88,21 @@ struct RunSpec {
     strategy: String,
     seed: u64,
     seeds: u64,
-    evaluations: u64,
+    /// Children evaluated per strategy and seed (`evaluations` in folders of older versions).
+    #[serde(alias = "evaluations")]
+    rollouts: u64,
     device: String,
 }
 
 /// The limits of the flags, for a run.json that may have been edited since.
 fn check_limits(spec: &RunSpec) -> Result<(), UsageError> {
-    use crate::config::{CL_EVALUATIONS_MAX, CL_SEEDS_MAX};
+    use crate::config::{CL_ROLLOUTS_MAX, CL_SEEDS_MAX};
     for (name, v, max, limit) in [
         (
-            "evaluations",
-            spec.evaluations,
-            CL_EVALUATIONS_MAX,
-            "CL_EVALUATIONS_MAX",
+            "rollouts",
+            spec.rollouts,
+            CL_ROLLOUTS_MAX,
+            "CL_ROLLOUTS_MAX",
         ),
         ("seeds", spec.seeds, CL_SEEDS_MAX, "CL_SEEDS_MAX"),
     ] {
@@ -186,8 +189,8 @@ pub struct ChoiceListOptions {
     pub space: Option<PathBuf>,
     pub resume: Option<PathBuf>,
     pub strategy: StrategyChoice,
-    /// Children evaluated per strategy and seed.
-    pub evaluations: u64,
+    /// Children evaluated (rollouts) per strategy and seed.
+    pub rollouts: u64,
     pub seed: u64,
     pub seeds: u64,
     pub device: String,
@@ -240,9 +243,9 @@ fn resumed_spec(dir: &Path, args: &ChoiceListOptions) -> Result<RunSpec> {
         args.strategy.name().to_string(),
     );
     compare(
-        "evaluations",
-        spec.evaluations.to_string(),
-        args.evaluations.to_string(),
+        "rollouts",
+        spec.rollouts.to_string(),
+        args.rollouts.to_string(),
     );
     compare("seed", spec.seed.to_string(), args.seed.to_string());
     compare("seeds", spec.seeds.to_string(), args.seeds.to_string());
@@ -362,7 +365,7 @@ pub fn run(args: &ChoiceListOptions) -> Result<i32> {
                 strategy: args.strategy.name().into(),
                 seed: args.seed,
                 seeds: args.seeds,
-                evaluations: args.evaluations,
+                rollouts: args.rollouts,
                 device: args.device.clone(),
             };
             (spec, None, Vec::new())
@@ -384,7 +387,7 @@ pub fn run(args: &ChoiceListOptions) -> Result<i32> {
         Some(one) => vec![one],
     };
     let seeds: Vec<u64> = (0..spec.seeds).map(|s| spec.seed + s).collect();
-    let budget = spec.evaluations as usize;
+    let budget = spec.rollouts as usize;
     let csv_name = match &out {
         Some(dir) => dir.join("rollouts.csv"),
         None => Path::new("rollouts.csv").to_path_buf(),
@@ -602,12 +605,12 @@ fn finish(
                     .iter()
                     .map(|&s| run_of(n, s).iter().map(|e| e.accuracy).collect())
                     .collect();
-                crate::commands::compare::curve(n, &per_seed, 50)
+                crate::commands::compare::curve(n, &per_seed, CL_MOVING_AVERAGE)
             })
             .collect();
         plot::curves(
             &out.join("accuracy.png"),
-            "Dev accuracy of evaluated children (moving average of 50)",
+            &format!("Dev accuracy of evaluated children (moving average of {CL_MOVING_AVERAGE})"),
             "evaluation",
             "dev accuracy",
             &curves,
@@ -717,7 +720,7 @@ fn finish(
         space: run.space_file.clone(),
         strategies: names,
         seeds: seeds.to_vec(),
-        evaluations_per_run: run.evaluations as usize,
+        evaluations_per_run: run.rollouts as usize,
         interval_bins: CL_BINS,
         controller_settings: settings.clone(),
         device: device_name(device),

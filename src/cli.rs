@@ -279,4 +279,17 @@ mod tests {
             Cli::try_parse_from(["archsearch", "--data", "a.csv", "--dataset", "iris"]).is_err()
         );
     }
+
+    #[test]
+    fn choice_list_takes_rollouts_and_the_evaluations_alias() {
+        for flag in ["--rollouts", "--evaluations"] {
+            let cli =
+                Cli::try_parse_from(["archsearch", "choice-list", "--space", "s.yaml", flag, "7"])
+                    .unwrap();
+            let Some(Command::ChoiceList(args)) = cli.command else {
+                panic!("not choice-list")
+            };
+            assert_eq!(args.rollouts, 7, "{flag}");
+        }
+    }
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::child::{train_child, Child, TensorData};
+use crate::child::{Child, TensorData};
 use crate::cli::device_name;
 use crate::config::{DataSettings, Settings, LAST_ROLLOUTS};
 use crate::data::{Source, Splits};
@@ -264,7 +264,8 @@ pub fn retrain_and_test(
     let mut first = None;
     let mut accuracies = Vec::new();
     for i in 0..times {
-        let (trained, _) = train_child(spec, tensors, child, retrain_seed(seed, i));
+        let (trained, _) =
+            crate::cpu_mlp::train_fresh_child(spec, tensors, child, retrain_seed(seed, i));
         accuracies.push(trained.accuracy(&tensors.test));
         first.get_or_insert(trained);
     }

@@ -3,8 +3,9 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::child::{train_child, TensorData, TrainOutcome};
+use crate::child::{TensorData, TrainOutcome};
 use crate::config::{ChildSettings, CPU_WORKERS, POPULATION_ON_CPU};
+use crate::cpu_mlp::train_fresh;
 use crate::mlp::MlpSpec;
 
 /// A child to train: its architecture, how to train it, and the seed of its initial weights,
@@ -21,7 +22,8 @@ pub trait ChildTrainer {
     fn train_batch(&mut self, jobs: &[ChildJob]) -> Vec<TrainOutcome>;
 }
 
-/// One child after another with the fast single-child path.
+/// One child after another, each on the path that applies (`cpu_mlp::train_fresh`: the
+/// pure-Rust kernel on a CPU, else libtorch's fast path).
 pub struct SingleTrainer<'a> {
     pub data: &'a TensorData,
 }
@@ -29,13 +31,14 @@ pub struct SingleTrainer<'a> {
 impl ChildTrainer for SingleTrainer<'_> {
     fn train_batch(&mut self, jobs: &[ChildJob]) -> Vec<TrainOutcome> {
         jobs.iter()
-            .map(|job| train_child(&job.spec, self.data, &job.settings, job.seed).1)
+            .map(|job| train_fresh(&job.spec, self.data, &job.settings, job.seed))
             .collect()
     }
 }
 
-/// The fast single-child path on several threads at once: on a CPU, where padded batches cost
-/// more arithmetic than they save in per-operation overhead (BENCHMARKS.md).
+/// Children side by side on several threads, each on the path that applies (on a CPU the
+/// pure-Rust kernel): where padded batches cost more arithmetic than they save in
+/// per-operation overhead (BENCHMARKS.md).
 pub struct ParallelTrainer<'a> {
     pub data: &'a TensorData,
     pub workers: usize,
@@ -44,6 +47,12 @@ pub struct ParallelTrainer<'a> {
 impl ChildTrainer for ParallelTrainer<'_> {
     fn train_batch(&mut self, jobs: &[ChildJob]) -> Vec<TrainOutcome> {
         let workers = self.workers.min(jobs.len()).max(1);
+        if jobs
+            .iter()
+            .any(|j| crate::cpu_mlp::applies(self.data, &j.settings))
+        {
+            self.data.host(); // the kernel's host copy, made once, before the threads share it
+        }
         if workers == 1 {
             return SingleTrainer { data: self.data }.train_batch(jobs);
         }
@@ -59,10 +68,7 @@ impl ChildTrainer for ParallelTrainer<'_> {
                         loop {
                             let i = next.fetch_add(1, Ordering::Relaxed);
                             let Some(job) = jobs.get(i) else { break };
-                            done.push((
-                                i,
-                                train_child(&job.spec, &data, &job.settings, job.seed).1,
-                            ));
+                            done.push((i, train_fresh(&job.spec, &data, &job.settings, job.seed)));
                         }
                         done
                     })
@@ -90,7 +96,7 @@ impl ChildTrainer for PopulationTrainer<'_> {
         let mut groups: Vec<(ChildSettings, Vec<usize>)> = Vec::new();
         for (i, job) in jobs.iter().enumerate() {
             if job.settings.dropout > 0.0 {
-                outcomes[i] = Some(train_child(&job.spec, self.data, &job.settings, job.seed).1);
+                outcomes[i] = Some(train_fresh(&job.spec, self.data, &job.settings, job.seed));
                 continue;
             }
             match groups.iter_mut().find(|(s, _)| *s == job.settings) {

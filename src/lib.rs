@@ -11,6 +11,7 @@ pub mod cli;
 pub mod compare;
 pub mod config;
 pub mod controller;
+pub mod cpu_mlp;
 pub mod data;
 pub mod error;
 pub mod mlp;

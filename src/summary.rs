@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::child::{train_child, Child, TensorData};
+use crate::child::{Child, TensorData};
 use crate::cli::device_name;
 use crate::config::{DataSettings, Settings, LAST_ROLLOUTS};
 use crate::data::{Source, Splits};
@@ -278,7 +278,8 @@ pub fn retrain_and_test(
         if stop.requested() {
             break;
         }
-        let (trained, _) = train_child(spec, tensors, child, retrain_seed(seed, i), stop);
+        let (trained, _) =
+            crate::cpu_mlp::train_fresh_child(spec, tensors, child, retrain_seed(seed, i), stop);
         if stop.requested() {
             break;
         }

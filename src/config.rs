@@ -57,6 +57,8 @@ pub const LEAKY_RELU_SLOPE: f64 = 0.01; // fixed: tch's leaky_relu uses it; the 
 pub const TORCH_THREADS: i32 = 1; // intra-op threads: tiny tensors run fastest on one
 pub const CPU_WORKERS: usize = 0; // threads training children side by side on a CPU; 0 = one per core
 pub const POPULATION_ON_CPU: bool = false; // batched population on CPU too (it wins on CUDA; see BENCHMARKS.md)
+pub const CPU_KERNEL: bool = true; // MLP children on a CPU train in cpu_mlp.rs's loops, not libtorch (--set child.cpu_kernel=false)
+pub const CPU_KERNEL_AVX2: bool = true; // those loops use AVX2 where the CPU has it (same numbers, only faster)
 
 // --- Feature `choice-list` (hannah-style spaces, docs/algorithms.md §2) ---
 pub const CL_ROLLOUTS: usize = 500; // children evaluated per strategy and seed
@@ -190,6 +192,13 @@ pub struct ChildSettings {
     /// Dropout after every activation while training (0 in the half-moon space).
     #[serde(default)]
     pub dropout: f64,
+    /// On a CPU, train in `cpu_mlp.rs`'s loops instead of libtorch (`CPU_KERNEL`).
+    #[serde(default = "cpu_kernel_default")]
+    pub cpu_kernel: bool,
+}
+
+fn cpu_kernel_default() -> bool {
+    CPU_KERNEL
 }
 
 /// How the data is made when no file or named dataset is given.
@@ -210,6 +219,7 @@ impl Default for ChildSettings {
             max_epochs: MAX_EPOCHS,
             patience: PATIENCE,
             dropout: 0.0,
+            cpu_kernel: CPU_KERNEL,
         }
     }
 }

@@ -150,13 +150,18 @@ fn killed_and_resumed_it_is_the_same_search() {
     let pieces_s = pieces.to_str().unwrap().to_string();
     let mut next: Vec<String> = args(&pieces_s);
     let mut kills = 0;
-    for wait in [700u64, 900, 1100, 60_000] {
+    for wait in [300u64, 600, 900, 60_000] {
         let mut child = bin()
             .args(&next)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        // Timed from the moment the run's files exist: a loaded machine may take a while to
+        // get there, and a kill before it leaves nothing to resume.
+        while !pieces.join("run.json").exists() && child.try_wait().unwrap().is_none() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let deadline = std::time::Instant::now() + Duration::from_millis(wait);
         while std::time::Instant::now() < deadline && child.try_wait().unwrap().is_none() {
             std::thread::sleep(Duration::from_millis(20));

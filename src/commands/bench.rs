@@ -60,6 +60,32 @@ pub struct SingleFigures {
     pub rollouts_per_s: f64,
 }
 
+/// The pure-Rust CPU kernel (`cpu_mlp.rs`) on the same child, beside the machine's limits.
+#[derive(Serialize)]
+pub struct KernelFigures {
+    /// µs per training step of `bench_spec` over 10 fixed epochs, the epochs' loss and accuracy
+    /// passes included (as `single.us_per_step`).
+    pub us_per_step: f64,
+    /// Random architectures trained to early stopping, one after another.
+    pub rollouts_per_s: f64,
+    /// `us_per_step / us_per_tiny_op` of this run (the issue's goal: at most 2).
+    pub tiny_ops_per_step: f64,
+    /// `single.us_per_step / us_per_step`.
+    pub speedup_over_libtorch: f64,
+    /// FLOPs of one step of 32 points (`cpu_mlp::step_flops`).
+    pub flops_per_step: u64,
+    /// FLOPs per step of the timed loop: an epoch's steps and its loss and accuracy passes,
+    /// divided by the epoch's steps.
+    pub flops_per_timed_step: f64,
+    /// `flops_per_timed_step` per `us_per_step`, in GFLOP/s.
+    pub gflops: f64,
+    /// Single-core peak estimate in GFLOP/s, measured as `peak_method` says.
+    pub peak_gflops: f64,
+    pub peak_method: String,
+    /// Whether the kernel ran its AVX2 loops.
+    pub avx2: bool,
+}
+
 #[derive(Serialize)]
 pub struct PopulationFigures {
     pub k: usize,
@@ -76,10 +102,14 @@ pub struct BenchReport {
     pub us_per_tiny_op: f64,
     /// Worker threads of the `parallel` figures.
     pub workers: usize,
+    /// The libtorch fast path (`child.rs`).
     pub single: SingleFigures,
+    /// CPU only: the pure-Rust kernel (`cpu_mlp.rs`), which CPU runs use.
+    pub cpu_kernel: Option<KernelFigures>,
     /// The batched population trainer.
     pub population: Vec<PopulationFigures>,
-    /// CPU only: the single path on `workers` threads, children of a batch side by side.
+    /// CPU only: children of a batch side by side on `workers` threads, each in the path runs use
+    /// (the kernel, unless `CPU_KERNEL` is off).
     pub parallel: Vec<PopulationFigures>,
 }
 
@@ -131,6 +161,113 @@ fn timed_warm(repeats: u64, mut f: impl FnMut()) -> f64 {
     )
 }
 
+/// The kernel's µs per step of `spec` (10 fixed epochs, 20 seeds per repetition so each
+/// repetition lasts milliseconds) and its rollouts/s over `specs` trained to early stopping.
+fn kernel_timings(
+    repeats: u64,
+    spec: &MlpSpec,
+    specs: &[MlpSpec],
+    tensors: &TensorData,
+    epochs: &ChildSettings,
+    settings: &ChildSettings,
+) -> (f64, f64) {
+    let host = tensors.host();
+    let never = crate::outdir::Stop::new();
+    let steps = epochs.max_epochs * host.train.len().div_ceil(epochs.batch_size);
+    let seeds = 20;
+    let secs = timed(repeats, || {
+        for seed in 0..seeds {
+            crate::nn::cpu_mlp::train_child(spec, host, epochs, seed, &never);
+        }
+    });
+    let us_per_step = secs * 1e6 / (seeds as usize * steps) as f64;
+    let secs = timed(repeats, || {
+        for (i, s) in specs.iter().enumerate() {
+            crate::nn::cpu_mlp::train_child(s, host, settings, i as u64, &never);
+        }
+    });
+    (us_per_step, specs.len() as f64 / secs)
+}
+
+/// FLOPs of one epoch of `spec` on `splits`: its steps, the loss pass on the train split and
+/// the accuracy pass on the dev split.
+fn epoch_flops(spec: &MlpSpec, splits: &data::Splits, batch: usize) -> f64 {
+    use crate::nn::cpu_mlp::{eval_flops, step_flops};
+    let n = splits.train.len();
+    let (full, rest) = (n / batch, n % batch);
+    let mut flops = full as u64 * step_flops(spec, batch, false);
+    if rest > 0 {
+        flops += step_flops(spec, rest, false);
+    }
+    flops += eval_flops(spec, n, true) + eval_flops(spec, splits.dev.len(), false);
+    flops as f64
+}
+
+/// A single core's peak, estimated by timing 12 independent chains of 8-wide fused
+/// multiply-adds (AVX2 and FMA; 2 FLOP per lane each), or of 4-wide multiplies and adds where
+/// the CPU lacks them. Returns GFLOP/s and how it was measured.
+fn peak_gflops(repeats: u64) -> (f64, String) {
+    const ITERATIONS: u64 = 4_000_000;
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has AVX2 and FMA, all `fma_chains` needs.
+        let secs = timed(repeats, || {
+            std::hint::black_box(unsafe { fma_chains(ITERATIONS) });
+        });
+        let flops = ITERATIONS * 12 * 8 * 2;
+        return (
+            flops as f64 / secs / 1e9,
+            "12 independent chains of 8-wide AVX2 fused multiply-adds".into(),
+        );
+    }
+    let secs = timed(repeats, || {
+        std::hint::black_box(mul_add_chains(ITERATIONS));
+    });
+    let flops = ITERATIONS * 48 * 2;
+    (
+        flops as f64 / secs / 1e9,
+        "48 independent multiply-then-add chains the compiler vectorises".into(),
+    )
+}
+
+/// 12 chains `x = x * a + b` of 8 lanes each, `n` times; returns a lane so nothing is skipped.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn fma_chains(n: u64) -> f32 {
+    use std::arch::x86_64::*;
+    let a = _mm256_set1_ps(std::hint::black_box(0.999_999));
+    let b = _mm256_set1_ps(std::hint::black_box(1e-7));
+    let mut acc = [_mm256_set1_ps(1.0); 12];
+    for _ in 0..n {
+        for x in acc.iter_mut() {
+            *x = _mm256_fmadd_ps(*x, a, b);
+        }
+    }
+    let mut sum = _mm256_setzero_ps();
+    for x in acc {
+        sum = _mm256_add_ps(sum, x);
+    }
+    _mm256_cvtss_f32(sum)
+}
+
+/// 48 chains `x = x * a + b`, `n` times, in whatever vectors the compiler picks.
+fn mul_add_chains(n: u64) -> f32 {
+    let (a, b) = (
+        std::hint::black_box(0.999_999f32),
+        std::hint::black_box(1e-7f32),
+    );
+    let mut acc = [1.0f32; 48];
+    for _ in 0..n {
+        for x in acc.iter_mut() {
+            *x = *x * a + b;
+        }
+    }
+    acc.iter().sum()
+}
+
 pub fn run(args: &BenchArgs) -> Result<()> {
     let device = parse_device(&args.device)?;
     tch::set_num_threads(TORCH_THREADS);
@@ -169,6 +306,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         us_per_step,
         rollouts_per_s: specs.len() as f64 / secs,
     };
+    let kernel = (device == tch::Device::Cpu && settings.cpu_kernel)
+        .then(|| kernel_timings(args.repeats, &spec, &specs, &tensors, &epochs, &settings));
 
     // The batched population (population.rs) and, on a CPU, the single path on every core.
     let short = ChildSettings {
@@ -253,8 +392,26 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         });
         secs * 1e6 / n as f64
     };
+    let cpu_kernel = kernel.map(|(us_per_step, rollouts_per_s)| {
+        let flops_per_timed_step =
+            epoch_flops(&spec, &splits, settings.batch_size) / steps_per_epoch as f64;
+        let (peak_gflops, peak_method) = peak_gflops(args.repeats);
+        KernelFigures {
+            us_per_step,
+            rollouts_per_s,
+            tiny_ops_per_step: us_per_step / us_per_tiny_op,
+            speedup_over_libtorch: single.us_per_step / us_per_step,
+            flops_per_step: crate::nn::cpu_mlp::step_flops(&spec, settings.batch_size, false),
+            flops_per_timed_step,
+            gflops: flops_per_timed_step / us_per_step / 1e3,
+            peak_gflops,
+            peak_method,
+            avx2: crate::nn::cpu_mlp::uses_avx2(),
+        }
+    });
     let report = BenchReport {
         us_per_tiny_op,
+        cpu_kernel,
         device: device_name(device),
         threads: tch::get_num_threads(),
         workers: cpu_workers(),
@@ -278,10 +435,18 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         );
         crate::outln!(
             "{:<22} {:>18.1} {:>14.1}",
-            "single (fast path)",
+            "single (libtorch path)",
             report.single.us_per_step,
             report.single.rollouts_per_s
         );
+        if let Some(k) = &report.cpu_kernel {
+            crate::outln!(
+                "{:<22} {:>18.2} {:>14.1}",
+                "single (cpu kernel)",
+                k.us_per_step,
+                k.rollouts_per_s
+            );
+        }
         for p in &report.population {
             crate::outln!(
                 "{:<22} {:>18.1} {:>14.1}",
@@ -297,6 +462,25 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 label,
                 p.us_per_child_step,
                 p.rollouts_per_s
+            );
+        }
+        crate::outln!("one tiny libtorch op: {:.2} us", report.us_per_tiny_op);
+        if let Some(k) = &report.cpu_kernel {
+            crate::outln!(
+                "cpu kernel: {:.2} us per step = {:.2} tiny libtorch ops, {:.1}x the libtorch path{}",
+                k.us_per_step,
+                k.tiny_ops_per_step,
+                k.speedup_over_libtorch,
+                if k.avx2 { " (AVX2 loops)" } else { "" }
+            );
+            crate::outln!(
+                "  {} FLOP per step of 32 points, {:.0} with each epoch's evaluation shared out: \
+                 {:.2} GFLOP/s against a single-core peak of {:.1} GFLOP/s ({})",
+                k.flops_per_step,
+                k.flops_per_timed_step,
+                k.gflops,
+                k.peak_gflops,
+                k.peak_method
             );
         }
     }

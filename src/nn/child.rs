@@ -3,6 +3,8 @@
 //! live in one flat tensor, gradients are written by a hand-written backward pass with autograd
 //! off, and Adam updates the flat tensor in a handful of operations.
 
+use std::sync::{Arc, OnceLock};
+
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_pcg::Pcg64;
@@ -11,6 +13,7 @@ use tch::{Device, Kind, Tensor};
 use crate::config::ChildSettings;
 use crate::data::Splits;
 use crate::nn::adam::Adam;
+use crate::nn::cpu_mlp::HostData;
 use crate::nn::mlp::{Activation, Layer, MlpSpec};
 use crate::outdir::Stop;
 
@@ -29,6 +32,8 @@ pub struct TensorData {
     pub n_features: usize,
     pub n_classes: usize,
     pub device: Device,
+    /// A host copy of the splits for `cpu_mlp.rs`, made on first use and shared by clones.
+    host: Arc<OnceLock<HostData>>,
 }
 
 impl TensorData {
@@ -46,7 +51,13 @@ impl TensorData {
             n_features: splits.train.n_features,
             n_classes,
             device,
+            host: Arc::default(),
         }
+    }
+
+    /// The splits in host memory (copied once, on first use).
+    pub fn host(&self) -> &HostData {
+        self.host.get_or_init(|| HostData::from_tensors(self))
     }
 }
 
@@ -65,6 +76,7 @@ impl TensorData {
             n_features: self.n_features,
             n_classes: self.n_classes,
             device: self.device,
+            host: Arc::clone(&self.host),
         }
     }
 }

@@ -7,6 +7,7 @@
 pub mod adam;
 pub mod child;
 pub mod cnn;
+pub mod cpu_mlp;
 pub mod mlp;
 pub mod population;
 pub mod tensors;

@@ -5,7 +5,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::config::{ChildSettings, CPU_WORKERS, POPULATION_ON_CPU};
-use crate::nn::child::{train_child, TensorData, TrainOutcome};
+use crate::nn::child::{TensorData, TrainOutcome};
+use crate::nn::cpu_mlp::train_fresh;
 use crate::nn::mlp::MlpSpec;
 use crate::outdir::Stop;
 
@@ -24,7 +25,8 @@ pub trait ChildTrainer {
     fn train_batch(&mut self, jobs: &[ChildJob]) -> Option<Vec<TrainOutcome>>;
 }
 
-/// One child after another with the fast single-child path.
+/// One child after another, each on the path that applies (`cpu_mlp::train_fresh`: the
+/// pure-Rust kernel on a CPU, else libtorch's fast path).
 pub struct SingleTrainer<'a> {
     pub data: &'a TensorData,
     pub stop: Stop,
@@ -34,8 +36,7 @@ impl ChildTrainer for SingleTrainer<'_> {
     fn train_batch(&mut self, jobs: &[ChildJob]) -> Option<Vec<TrainOutcome>> {
         let mut outcomes = Vec::with_capacity(jobs.len());
         for job in jobs {
-            let (_, outcome) =
-                train_child(&job.spec, self.data, &job.settings, job.seed, &self.stop);
+            let outcome = train_fresh(&job.spec, self.data, &job.settings, job.seed, &self.stop);
             if self.stop.requested() {
                 return None;
             }
@@ -45,8 +46,9 @@ impl ChildTrainer for SingleTrainer<'_> {
     }
 }
 
-/// The fast single-child path on several threads at once: on a CPU, where padded batches cost
-/// more arithmetic than they save in per-operation overhead (BENCHMARKS.md).
+/// Children side by side on several threads, each on the path that applies (on a CPU the
+/// pure-Rust kernel): where padded batches cost more arithmetic than they save in
+/// per-operation overhead (BENCHMARKS.md).
 pub struct ParallelTrainer<'a> {
     pub data: &'a TensorData,
     pub workers: usize,
@@ -56,6 +58,12 @@ pub struct ParallelTrainer<'a> {
 impl ChildTrainer for ParallelTrainer<'_> {
     fn train_batch(&mut self, jobs: &[ChildJob]) -> Option<Vec<TrainOutcome>> {
         let workers = self.workers.min(jobs.len()).max(1);
+        if jobs
+            .iter()
+            .any(|j| crate::nn::cpu_mlp::applies(self.data, &j.settings))
+        {
+            self.data.host(); // the kernel's host copy, made once, before the threads share it
+        }
         if workers == 1 {
             return SingleTrainer {
                 data: self.data,
@@ -78,7 +86,7 @@ impl ChildTrainer for ParallelTrainer<'_> {
                             let Some(job) = jobs.get(i) else { break };
                             done.push((
                                 i,
-                                train_child(&job.spec, &data, &job.settings, job.seed, stop).1,
+                                train_fresh(&job.spec, &data, &job.settings, job.seed, stop),
                             ));
                         }
                         done
@@ -111,8 +119,13 @@ impl ChildTrainer for PopulationTrainer<'_> {
         let mut groups: Vec<(ChildSettings, Vec<usize>)> = Vec::new();
         for (i, job) in jobs.iter().enumerate() {
             if job.settings.dropout > 0.0 {
-                outcomes[i] =
-                    Some(train_child(&job.spec, self.data, &job.settings, job.seed, &self.stop).1);
+                outcomes[i] = Some(train_fresh(
+                    &job.spec,
+                    self.data,
+                    &job.settings,
+                    job.seed,
+                    &self.stop,
+                ));
                 continue;
             }
             match groups.iter_mut().find(|(s, _)| *s == job.settings) {

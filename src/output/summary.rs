@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::config::{DataSettings, Settings, LAST_ROLLOUTS};
 use crate::data::{Source, Splits};
-use crate::nn::child::{train_child, Child, TensorData};
+use crate::nn::child::{Child, TensorData};
 use crate::outdir::device_name;
 use crate::outdir::Stop;
 use crate::output::plot;
@@ -280,7 +280,13 @@ pub fn retrain_and_test(
         if stop.requested() {
             break;
         }
-        let (trained, _) = train_child(spec, tensors, child, retrain_seed(seed, i), stop);
+        let (trained, _) = crate::nn::cpu_mlp::train_fresh_child(
+            spec,
+            tensors,
+            child,
+            retrain_seed(seed, i),
+            stop,
+        );
         if stop.requested() {
             break;
         }

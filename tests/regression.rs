@@ -1,6 +1,8 @@
 //! The regression oracle of issue 10: the recorded default run (`assets/default-run`, 5000
 //! rollouts, seed 0, made before the search loop was rewritten) is reproduced by today's code,
-//! every column of rollouts.csv but `seconds`, over its first 300 rollouts.
+//! every column of rollouts.csv but `seconds`, over its first 300 rollouts. The recorded run
+//! trained its children with libtorch; the pure-Rust CPU kernel of issue 15 rounds differently
+//! (the same architectures can end an epoch apart), so the comparison switches it off.
 
 mod common;
 
@@ -17,6 +19,8 @@ fn the_default_run_reproduces_the_recorded_rollouts() {
         "0",
         "--device",
         "cpu",
+        "--set",
+        "child.cpu_kernel=false",
         "--quiet",
         "--out",
         out.to_str().unwrap(),

@@ -342,8 +342,10 @@ pub fn search(args: &SearchArgs) -> Result<i32> {
         wall_seconds: wall_before + started.elapsed().as_secs_f64(),
         interrupted,
         quiet: args.quiet,
+        stop: &stop,
     })?;
     print_summary(&summary, &out);
+    let interrupted = interrupted || summary.final_training_interrupted;
     Ok(if interrupted { EXIT_INTERRUPTED } else { 0 })
 }
 

@@ -3,8 +3,9 @@
 //! winner's curse). Instead: rank what the search evaluated by its mean dev accuracy, shrunk
 //! towards the search's mean so that one lucky sample counts for little; train the first few
 //! candidates with the final protocol over the same seeds; keep the highest mean dev accuracy
-//! less one standard error, so a candidate whose trainings disagree needs a higher mean to win.
-//! The test split plays no part.
+//! less one standard error, so a candidate whose trainings disagree needs a higher mean to win,
+//! and among equal scores (a dev split the nets all but saturate) the lowest mean dev
+//! cross-entropy. The test split plays no part.
 
 use std::collections::HashMap;
 
@@ -91,6 +92,8 @@ pub struct Judged {
     pub final_dev_accuracy_sd: f64,
     /// `mean - sd / sqrt(trainings)`: what the choice maximises.
     pub final_score: f64,
+    /// Mean cross-entropy on dev of the kept weights: what breaks ties of `final_score`.
+    pub final_dev_loss_mean: f64,
     pub chosen: bool,
 }
 
@@ -104,15 +107,26 @@ pub fn score(dev_accuracies: &[f64]) -> (f64, f64, f64) {
     )
 }
 
-/// The index of the highest score; ties to the earlier (better ranked) candidate; NaN scores
-/// (no finished training) never win.
-pub fn pick(scores: &[f64]) -> Option<usize> {
+/// Scores closer than this are equal (the same dev accuracies summed in another order).
+const SCORE_TIE: f64 = 1e-9;
+
+/// The index of the highest `(score, -loss)`: scores within SCORE_TIE tie and go to the lower
+/// loss, then to the earlier (better ranked) candidate. NaN scores (no finished training) never
+/// win.
+pub fn pick(scores: &[(f64, f64)]) -> Option<usize> {
     let mut best: Option<usize> = None;
-    for (i, &s) in scores.iter().enumerate() {
+    for (i, &(s, loss)) in scores.iter().enumerate() {
         if s.is_nan() {
             continue;
         }
-        if best.is_none_or(|b| s > scores[b]) {
+        let better = match best {
+            None => true,
+            Some(b) => {
+                let (bs, bl) = scores[b];
+                s > bs + SCORE_TIE || (s >= bs - SCORE_TIE && loss < bl)
+            }
+        };
+        if better {
             best = Some(i);
         }
     }
@@ -128,10 +142,11 @@ pub struct Choice<R> {
     pub interrupted: bool,
 }
 
-/// What training one candidate gave: its dev accuracies (one per seed) and whatever else the
-/// caller keeps for the winner (trained networks, say).
+/// What training one candidate gave: its dev accuracies and losses (one per seed) and whatever
+/// else the caller keeps for the winner (trained networks, say).
 pub struct Trained<R> {
     pub dev_accuracies: Vec<f64>,
+    pub dev_losses: Vec<f64>,
     pub payload: R,
     pub interrupted: bool,
 }
@@ -158,9 +173,13 @@ pub fn choose<R>(
             final_dev_accuracy_mean: mean,
             final_dev_accuracy_sd: sd,
             final_score: s,
+            final_dev_loss_mean: crate::report::mean_sd(&trained.dev_losses).0,
             chosen: false,
         });
-        let scores: Vec<f64> = judged.iter().map(|j| j.final_score).collect();
+        let scores: Vec<(f64, f64)> = judged
+            .iter()
+            .map(|j| (j.final_score, j.final_dev_loss_mean))
+            .collect();
         if pick(&scores) == Some(judged.len() - 1) {
             leader = Some((judged.len() - 1, trained.payload));
         }
@@ -251,10 +270,17 @@ mod tests {
         let (m1, _, s1) = score(&scattered);
         let (m2, _, s2) = score(&steady);
         assert!(m1 > m2 && s2 > s1);
-        assert_eq!(pick(&[s1, s2]), Some(1));
-        // With equal spread the higher mean wins; ties go to the earlier candidate.
-        assert_eq!(pick(&[0.9, 0.95, 0.95]), Some(1));
-        assert_eq!(pick(&[f64::NAN, 0.5]), Some(1));
+        assert_eq!(pick(&[(s1, 0.1), (s2, 0.2)]), Some(1));
+        // With equal spread the higher mean wins whatever the loss; equal scores go to the lower
+        // dev loss, then to the earlier candidate.
+        assert_eq!(pick(&[(0.9, 0.01), (0.95, 0.3), (0.94, 0.2)]), Some(1));
+        assert_eq!(pick(&[(0.99, 0.05), (0.99, 0.04), (0.99, 0.06)]), Some(1));
+        assert_eq!(pick(&[(0.99, 0.05), (0.99, 0.05)]), Some(0));
+        // The same accuracies in another order give the same score, up to rounding: a tie.
+        let (_, _, a) = score(&[0.99, 0.98, 0.97, 0.99, 0.96]);
+        let (_, _, b) = score(&[0.96, 0.99, 0.97, 0.98, 0.99]);
+        assert_eq!(pick(&[(a, 0.05), (b, 0.04)]), Some(1));
+        assert_eq!(pick(&[(f64::NAN, 0.0), (0.5, 1.0)]), Some(1));
         assert_eq!(pick(&[]), None);
     }
 
@@ -285,6 +311,7 @@ mod tests {
                 trained.push(c.architecture.clone());
                 Ok(Trained {
                     dev_accuracies: dev[c.architecture.as_str()].clone(),
+                    dev_losses: vec![0.1; 3],
                     payload: c.architecture.clone(),
                     interrupted: false,
                 })
@@ -301,12 +328,30 @@ mod tests {
     }
 
     #[test]
+    fn a_saturated_dev_split_is_decided_by_the_dev_loss() {
+        // Every training of both scores 0.99 on dev: the lower cross-entropy wins.
+        let loss: HashMap<&str, f64> = [("[a]", 0.06), ("[b]", 0.04)].into_iter().collect();
+        let choice = choose(vec![candidate("[a]"), candidate("[b]")], |c| {
+            Ok(Trained {
+                dev_accuracies: vec![0.99; 5],
+                dev_losses: vec![loss[c.architecture.as_str()]; 5],
+                payload: (),
+                interrupted: false,
+            })
+        })
+        .unwrap();
+        assert_eq!(choice.chosen.map(|(i, _)| i), Some(1));
+        assert!((choice.judged[1].final_dev_loss_mean - 0.04).abs() < 1e-12);
+    }
+
+    #[test]
     fn an_interruption_judges_what_finished_and_stops() {
         let mut calls = 0;
         let choice = choose(vec![candidate("[a]"), candidate("[b]")], |_| {
             calls += 1;
             Ok(Trained {
                 dev_accuracies: vec![0.9],
+                dev_losses: vec![0.3],
                 payload: (),
                 interrupted: true,
             })
@@ -317,6 +362,7 @@ mod tests {
         let none = choose(vec![candidate("[a]")], |_| {
             Ok(Trained {
                 dev_accuracies: vec![],
+                dev_losses: vec![],
                 payload: (),
                 interrupted: true,
             })

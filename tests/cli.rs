@@ -62,7 +62,8 @@ fn a_short_search_writes_every_file() {
     );
     assert_eq!(summary["settings"]["final"]["max_epochs"], 6);
     // The chosen candidate is the one with the highest mean final dev accuracy less one
-    // standard error, recomputed here from the dev accuracies summary.json lists.
+    // standard error (equal ones: the lowest dev loss, then the first), recomputed here from
+    // the dev accuracies summary.json lists.
     let candidates = summary["candidates"].as_array().unwrap();
     assert_eq!(candidates.len(), 2);
     let scores: Vec<f64> = candidates
@@ -80,8 +81,12 @@ fn a_short_search_writes_every_file() {
             m - sd / n.sqrt()
         })
         .collect();
-    let top = scores.iter().copied().fold(f64::MIN, f64::max);
-    let winner = scores.iter().position(|&s| s >= top - 1e-12).unwrap();
+    let loss = |i: usize| candidates[i]["final_dev_loss_mean"].as_f64().unwrap();
+    let winner = if (scores[0] - scores[1]).abs() > 1e-9 {
+        usize::from(scores[1] > scores[0])
+    } else {
+        usize::from(loss(1) < loss(0))
+    };
     for (i, c) in candidates.iter().enumerate() {
         assert_eq!(c["chosen"], i == winner, "{scores:?}");
     }

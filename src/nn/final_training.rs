@@ -106,8 +106,8 @@ pub struct Trainings {
     pub outcomes: Vec<FitOutcome>,
 }
 
-/// Trains `job` once per seed; the dev accuracy of each is that of the weights it kept. An
-/// interrupted training is dropped and ends the series (`interrupted` set).
+/// Trains `job` once per seed; the dev accuracy and loss of each are those of the weights it
+/// kept. An interrupted training is dropped and ends the series (`interrupted` set).
 pub fn train_seeds(
     job: &FinalJob,
     data: &TrainData,
@@ -116,6 +116,7 @@ pub fn train_seeds(
 ) -> Result<Trained<Trainings>> {
     let mut out = Trained {
         dev_accuracies: Vec::new(),
+        dev_losses: Vec::new(),
         payload: Trainings {
             children: Vec::new(),
             outcomes: Vec::new(),
@@ -133,12 +134,12 @@ pub fn train_seeds(
             break;
         }
         // Without a finished epoch (diverged in the first) nothing was kept: it scores 0.
-        let dev = if outcome.best_epoch.is_some() {
-            outcome.best_dev_accuracy
-        } else {
-            0.0
+        let (dev, loss) = match outcome.best_epoch {
+            Some(e) => (outcome.best_dev_accuracy, outcome.epochs[e].dev_loss),
+            None => (0.0, f64::INFINITY),
         };
         out.dev_accuracies.push(dev);
+        out.dev_losses.push(loss);
         out.payload.children.push(net.to_child());
         out.payload.outcomes.push(outcome);
     }
@@ -229,6 +230,12 @@ mod tests {
         let last_top = dev.iter().rposition(|&a| a == top);
         assert_eq!(outcome.best_epoch, last_top);
         assert_eq!(trained.dev_accuracies, [top]);
+        let child = &trained.payload.children[0];
+        let loss = child
+            .forward(&t.dev.x)
+            .cross_entropy_for_logits(&t.dev.y)
+            .double_value(&[]);
+        assert!((trained.dev_losses[0] - loss).abs() < 1e-6);
         // The returned child scores that on dev, recomputed by its own forward pass.
         assert_eq!(trained.payload.children[0].accuracy(&t.dev), top);
         // The cosine runs down to lr_min: the last epoch starts near it.

@@ -560,6 +560,38 @@ mod tests {
     }
 
     #[test]
+    fn final_training_settings_are_set_by_name_and_checked() {
+        let mut s = Settings::default();
+        s.set("final.max_epochs=7").unwrap();
+        s.set("final.optimizer=sgd").unwrap();
+        assert_eq!(s.final_training.max_epochs, 7);
+        assert_eq!(s.final_training.optimizer, Optimizer::Sgd);
+        let t = s.final_training.trainer(0.05, 16);
+        assert_eq!((t.epochs, t.lr, t.batch_size), (7, 0.05, 16));
+        assert!(t.keep_best && t.ties_to_later && t.validate().is_ok());
+        for (bad, named) in [
+            ("final.candidates=0", "final.candidates"),
+            ("final.max_epochs=0", "final.max_epochs"),
+            ("final.lr=-1", "final.lr"),
+            ("final.lr_min=1", "final.lr_min"),
+            ("final.prior_samples=-1", "final.prior_samples"),
+            ("final.momentum=1", "final.momentum"),
+        ] {
+            let err = s.set(bad).unwrap_err();
+            assert!(err.contains(named), "{bad}: {err}");
+        }
+        assert_eq!(
+            s.final_training.max_epochs, 7,
+            "a refused --set changes nothing"
+        );
+        // A checkpoint written before these settings existed reads with the defaults.
+        let mut old = serde_json::to_value(Settings::default()).unwrap();
+        old.as_object_mut().unwrap().remove("final");
+        let read: Settings = serde_json::from_value(old).unwrap();
+        assert_eq!(read.final_training, FinalSettings::default());
+    }
+
+    #[test]
     fn the_reference_preset_is_the_original() {
         let r = Settings::preset(Preset::Reference);
         assert!(!r.feed_previous_action && !r.use_baseline && !r.normalise_advantage);

@@ -29,8 +29,9 @@ pub enum Command {
     Compare(crate::compare::CompareArgs),
     /// Search a hannah-style YAML space (needs the cargo feature `choice-list`).
     ChoiceList(ChoiceListArgs),
-    /// Write the default run's moons as CSV (x1,x2,label; train, dev, test in order), to feed
-    /// the same points to another implementation or back with --data.
+    /// Write the default run's moons (or, with --data-seed, other ones) as CSV (x1,x2,label;
+    /// train, dev, test in order), to feed the same points to another implementation or back
+    /// with --data.
     Moons(MoonsArgs),
 }
 
@@ -40,14 +41,25 @@ pub struct MoonsArgs {
     /// The CSV file to write
     #[arg(long)]
     pub out: PathBuf,
+    /// The seed of the points: the default run's, or another draw of the same size and noise
+    #[arg(long, allow_negative_numbers = true, default_value_t = config::DATA_SEED)]
+    pub data_seed: u64,
 }
 
 fn moons(args: &MoonsArgs) -> anyhow::Result<i32> {
     crate::outdir::check_file_out(&args.out, "csv", "the points")?;
     let d = crate::config::DataSettings::default();
-    let points = crate::data::make_moons(d.n_points, d.noise, d.seed);
+    let points = crate::data::make_moons(d.n_points, d.noise, args.data_seed);
     crate::data::write_csv(&points, &args.out)?;
-    crate::outln!("wrote {} points to {}", points.len(), args.out.display());
+    let test = crate::data::split(&points, d.train_fraction, d.dev_fraction).test;
+    crate::outln!(
+        "wrote {} points (data seed {}) to {}; on its test split (the last {} points) the Bayes-optimal classifier scores {:.2} %",
+        points.len(),
+        args.data_seed,
+        args.out.display(),
+        test.len(),
+        100.0 * crate::data::moons_bayes_accuracy(&test, d.noise)
+    );
     Ok(0)
 }
 
@@ -111,6 +123,10 @@ pub struct ChoiceListArgs {
     /// The flags given on the command line (not defaulted), by field name.
     #[arg(skip)]
     pub given: Vec<String>,
+    /// Override a setting by its summary.json name under "controller_settings", e.g.
+    /// --set final.max_epochs=50 (repeatable)
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
 }
 
 /// `archsearch choice-list` in a build without the feature: say how to get it.

@@ -23,6 +23,7 @@ pub mod progress;
 pub mod report;
 pub mod run;
 pub mod search;
+pub mod selection;
 pub mod space;
 pub mod strategy;
 pub mod summary;

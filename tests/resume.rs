@@ -14,7 +14,9 @@ fn figures(s: &serde_json::Value) -> Vec<serde_json::Value> {
         "best_architecture",
         "best_dev_accuracy",
         "best_times_sampled",
-        "test_accuracies",
+        "final_test_accuracies",
+        "search_protocol_test_accuracies",
+        "candidates",
         "distinct_architectures",
         "last_mean_accuracy",
         "rollout_reaching_level",
@@ -29,7 +31,7 @@ fn figures(s: &serde_json::Value) -> Vec<serde_json::Value> {
 fn killed_at_random_moments_and_resumed_is_the_same_search() {
     let dir = tempfile::tempdir().unwrap();
     let whole = dir.path().join("whole");
-    let o = archsearch(&[
+    let o = archsearch_quick(&[
         "--rollouts",
         "100",
         "--seed",
@@ -54,6 +56,7 @@ fn killed_at_random_moments_and_resumed_is_the_same_search() {
         pieces_s,
         "--quiet",
     ];
+    args.extend(QUICK_FINAL);
     loop {
         let mut child = bin()
             .args(&args)
@@ -132,7 +135,7 @@ fn sigint_stops_cleanly_with_a_summary_and_plots() {
         let bytes = std::fs::read(out.join(png)).unwrap();
         assert!(bytes.starts_with(b"\x89PNG"), "{png}");
     }
-    assert_eq!(s["test_accuracies"], serde_json::json!([]));
+    assert_eq!(s["final_test_accuracies"], serde_json::json!([]));
 }
 
 #[test]
@@ -140,7 +143,7 @@ fn bad_checkpoints_are_refused_and_nothing_is_touched() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     let out_s = out.to_str().unwrap();
-    let o = archsearch(&["--rollouts", "10", "--seed", "1", "--out", out_s, "--quiet"]);
+    let o = archsearch_quick(&["--rollouts", "10", "--seed", "1", "--out", out_s, "--quiet"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
     // Another configuration: a different seed or rollout count than the checkpoint's.
@@ -181,9 +184,11 @@ fn resuming_a_finished_run_changes_no_result_and_force_replaces() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     let out_s = out.to_str().unwrap();
-    assert!(archsearch(&["--rollouts", "8", "--out", out_s, "--quiet"])
-        .status
-        .success());
+    assert!(
+        archsearch_quick(&["--rollouts", "8", "--out", out_s, "--quiet"])
+            .status
+            .success()
+    );
     let rows = csv_without_seconds(&out);
     let o = archsearch(&["--resume", out_s, "--quiet"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -194,7 +199,7 @@ fn resuming_a_finished_run_changes_no_result_and_force_replaces() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--force"));
     assert!(
-        archsearch(&["--rollouts", "4", "--out", out_s, "--force", "--quiet"])
+        archsearch_quick(&["--rollouts", "4", "--out", out_s, "--force", "--quiet"])
             .status
             .success()
     );

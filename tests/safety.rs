@@ -644,7 +644,7 @@ fn stopped_mid_batch_by_sigterm_and_resumed_it_is_the_same_search() {
     let o = bin().args(&next).output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(csv_without_seconds(&pieces), csv_without_seconds(&whole));
-    for key in ["best_architecture", "test_accuracies", "interrupted"] {
+    for key in ["best_architecture", "final_test_accuracies", "interrupted"] {
         assert_eq!(summary(&pieces)[key], summary(&whole)[key], "{key}");
     }
 }
@@ -702,7 +702,7 @@ fn choice_list_stopped_by_sigterm_and_resumed_is_the_same_search() {
     let o = bin().args(&next).output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(csv_without_seconds(&pieces), csv_without_seconds(&whole));
-    for key in ["best_configuration", "test_accuracies", "interrupted"] {
+    for key in ["best_configuration", "final_test_accuracies", "interrupted"] {
         assert_eq!(summary(&pieces)[key], summary(&whole)[key], "{key}");
     }
 }

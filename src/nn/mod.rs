@@ -3,5 +3,7 @@
 //! baseline CNN (`cnn`). The conv-network searches (ENAS, DARTS, a cell benchmark) build on these.
 
 pub mod cnn;
+pub mod final_training;
+pub mod mlp;
 pub mod tensors;
 pub mod train;

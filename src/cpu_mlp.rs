@@ -14,7 +14,9 @@ use rand_pcg::Pcg64;
 use tch::{Device, Tensor};
 
 use crate::child::{Child, EarlyStopping, TensorData, TensorSplit, TrainOutcome};
-use crate::config::{ChildSettings, ADAM_BETAS, ADAM_EPS, LEAKY_RELU_SLOPE};
+use crate::config::{
+    ChildSettings, ADAM_BETAS, ADAM_EPS, CPU_KERNEL_EVAL_POINTS, LEAKY_RELU_SLOPE,
+};
 use crate::mlp::{Activation, Layer, MlpSpec};
 
 /// One split's points in host memory: features row-major, labels as class indices.
@@ -116,9 +118,7 @@ enum Op {
     Act(Activation),
 }
 
-/// Points are processed in groups of this many, each group one 8-wide vector (or two 4-wide
-/// ones). Sums over points keep this many partial sums, combined in a fixed order, so every
-/// instruction set computes the same numbers.
+/// Points are processed in blocks of this many, one 8-wide vector (or two 4-wide ones) each.
 const LANES: usize = 8;
 
 /// `n` rounded up to a whole number of lanes.
@@ -255,10 +255,10 @@ impl CpuChild {
     }
 
     /// Sizes the workspace for training steps of `batch` points and evaluation passes of up to
-    /// `EVAL_ROWS` (allocates only when a size grows).
+    /// `CPU_KERNEL_EVAL_POINTS` (allocates only when a size grows).
     fn reserve(&mut self, batch: usize, largest_split: usize) {
         let train_rows = padded(batch.max(1));
-        let eval_rows = padded(largest_split.clamp(1, EVAL_ROWS)).max(train_rows);
+        let eval_rows = padded(largest_split.clamp(1, CPU_KERNEL_EVAL_POINTS)).max(train_rows);
         if train_rows <= self.ws.train_rows && eval_rows <= self.ws.eval_rows {
             return;
         }
@@ -520,9 +520,6 @@ impl CpuChild {
         evaluate_best(self, split, true).0
     }
 }
-
-/// Points an evaluation pass holds at a time.
-const EVAL_ROWS: usize = 256;
 
 /// Whether to run the AVX2 copies of the loops: `config::CPU_KERNEL_AVX2` and a CPU that has
 /// AVX2. The loops never fuse a multiply and an add and never reorder a sum, so both copies give

@@ -59,6 +59,7 @@ pub const CPU_WORKERS: usize = 0; // threads training children side by side on a
 pub const POPULATION_ON_CPU: bool = false; // batched population on CPU too (it wins on CUDA; see BENCHMARKS.md)
 pub const CPU_KERNEL: bool = true; // MLP children on a CPU train in cpu_mlp.rs's loops, not libtorch (--set child.cpu_kernel=false)
 pub const CPU_KERNEL_AVX2: bool = true; // those loops use AVX2 where the CPU has it (same numbers, only faster)
+pub const CPU_KERNEL_EVAL_POINTS: usize = 256; // points per pass when that kernel computes a split's loss or accuracy
 
 // --- Feature `choice-list` (hannah-style spaces, REFERENCE.md section 2) ---
 pub const CL_EVALUATIONS: usize = 500; // children evaluated per strategy and seed

@@ -1,4 +1,4 @@
-//! Training one child network fast (REFERENCE.md section 1: Adam, cross-entropy, batches of 32,
+//! Training one child network fast (docs/algorithms.md §1: Adam, cross-entropy, batches of 32,
 //! early stopping on dev accuracy). Per-operation overhead dominates tiny MLPs, so the weights
 //! live in one flat tensor, gradients are written by a hand-written backward pass with autograd
 //! off, and Adam updates the flat tensor in a handful of operations.

@@ -1,5 +1,5 @@
 //! Every default of archsearch in one place: the half-moon NAS demo's hyperparameters
-//! (REFERENCE.md section 1, after Zoph & Le 2016), grouped under short headers.
+//! (docs/algorithms.md §1, after Zoph & Le 2016), grouped under short headers.
 //!
 //! Change a constant and rerun; the flags in `cli.rs` override the most used ones.
 
@@ -34,7 +34,7 @@ pub const BASELINE_DECAY: f64 = 0.95; // weight of the old baseline in the movin
 pub const NORMALISE_ADVANTAGE: bool = false; // divide by a moving sd of rewards (needs the baseline)
 pub const GRAD_CLIP: f64 = 0.0; // clip the controller's gradient norm to this; 0 = off
 
-// --- Preset `reference`: minimal-nas exactly (REFERENCE.md section 1) ---
+// --- Preset `reference`: minimal-nas exactly (docs/algorithms.md §1) ---
 pub const REFERENCE_FEED_PREVIOUS_ACTION: bool = false; // all-zero GRU input at every step
 pub const REFERENCE_CONTROLLER_LR: f64 = 1e-2; // Adam
 pub const REFERENCE_ENTROPY_BETA: f64 = 0.01; // times 0.99 per rollout, no floor
@@ -42,7 +42,7 @@ pub const REFERENCE_ENTROPY_DECAY: f64 = 0.99; // beta's decay per rollout
 pub const REFERENCE_USE_BASELINE: bool = false; // raw rewards
 pub const REFERENCE_GRAD_CLIP: f64 = 0.0; // the original's clip_norm = 0
 
-// --- Reward shaping (REFERENCE.md section 1) ---
+// --- Reward shaping (docs/algorithms.md §1) ---
 pub const EARLY_EOS_PENALTY: f64 = -1.0; // EOS as the first or second action
 pub const REPEAT_PENALTY: f64 = -0.1; // two widths, or two activations, in a row
 
@@ -61,7 +61,7 @@ pub const CPU_KERNEL: bool = true; // MLP children on a CPU train in cpu_mlp.rs'
 pub const CPU_KERNEL_AVX2: bool = true; // those loops use AVX2 where the CPU has it (same numbers, only faster)
 pub const CPU_KERNEL_EVAL_POINTS: usize = 256; // points per pass when that kernel computes a split's loss or accuracy
 
-// --- Feature `choice-list` (hannah-style spaces, REFERENCE.md section 2) ---
+// --- Feature `choice-list` (hannah-style spaces, docs/algorithms.md §2) ---
 pub const CL_EVALUATIONS: usize = 500; // children evaluated per strategy and seed
 pub const CL_BATCH: usize = 8; // configurations asked for (and trained side by side) at a time
 pub const CL_BINS: usize = 8; // bins an Interval is cut into for the controller's decisions

@@ -1,4 +1,4 @@
-//! The controller of Zoph & Le (2016) as the half-moon demo builds it (REFERENCE.md section 1):
+//! The controller of Zoph & Le (2016) as the half-moon demo builds it (docs/algorithms.md §1):
 //! a GRU cell and a linear head over a space's options, sampling one decision at a time and
 //! trained by REINFORCE with an entropy bonus. It never names a search space: it only sees the
 //! number of options and when a sequence is complete.

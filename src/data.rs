@@ -1,4 +1,4 @@
-//! The data children learn: sklearn `make_moons` (REFERENCE.md section 1), points read from a
+//! The data children learn: sklearn `make_moons` (docs/algorithms.md §1), points read from a
 //! CSV file, the iris and winequality datasets of linfa-datasets, or images (`images`); split
 //! 70/10/20 in order.
 
@@ -530,7 +530,7 @@ mod tests {
 
     #[test]
     fn the_bayes_classifier_scores_the_published_rate() {
-        // REFERENCE.md: 97.1 % for noise 0.2 (numerical integration, 200 000 samples). Here
+        // docs/algorithms.md §1.1: 97.1 % for noise 0.2 (numerical integration, 200 000 samples). Here
         // 20 000 fresh points: standard error about 0.12 points.
         let d = make_moons(20_000, 0.2, 99);
         let rate = moons_bayes_accuracy(&d, 0.2);

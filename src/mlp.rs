@@ -1,5 +1,5 @@
 //! A child network as data: a list of linear layers and activations ending in an output layer,
-//! as the half-moon demo builds it (REFERENCE.md section 1), with PyTorch's default initialisation.
+//! as the half-moon demo builds it (docs/algorithms.md §1), with PyTorch's default initialisation.
 
 use rand::RngExt;
 use std::fmt;

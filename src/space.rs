@@ -1,5 +1,5 @@
 //! The `SearchSpace` trait the controller and the search loop see, and the default space of the
-//! half-moon demo: sequences of widths and activations ended by EOS (REFERENCE.md section 1).
+//! half-moon demo: sequences of widths and activations ended by EOS (docs/algorithms.md §1).
 
 use crate::mlp::{Activation, Layer, MlpSpec, ACTIVATIONS};
 
@@ -183,7 +183,7 @@ mod tests {
 
     #[test]
     fn reward_shaping_matches_the_reference_table() {
-        // Hand-computed from REFERENCE.md section 1.
+        // Hand-computed from docs/algorithms.md §1.
         let cases = [
             ("[EOS]", -1.0),                      // EOS first
             ("[8, EOS]", -1.0),                   // EOS second

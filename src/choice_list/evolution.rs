@@ -1,5 +1,5 @@
-//! Aging (regularized) evolution, Real et al. 2019, as hannah runs it (REFERENCE.md section
-//! 2), and random search, both as ask/tell objects: the caller evaluates configurations however
+//! Aging (regularized) evolution, Real et al. 2019, as hannah runs it (docs/algorithms.md
+//! §2), and random search, both as ask/tell objects: the caller evaluates configurations however
 //! it likes (one by one or in batches) and reports each fitness back. Higher fitness is better.
 
 use rand::{Rng, RngExt};

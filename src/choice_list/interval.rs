@@ -1,5 +1,5 @@
-//! The Interval parameter `{lower, upper, int, log}` of hannah's parametrization (REFERENCE.md
-//! section 2): a scalar in `[lower, upper)`, its sampling, its Gaussian mutation, and its
+//! The Interval parameter `{lower, upper, int, log}` of hannah's parametrization (docs/algorithms.md
+//! §2): a scalar in `[lower, upper)`, its sampling, its Gaussian mutation, and its
 //! discretisation into bins for a controller that only makes categorical decisions.
 //!
 //! All three work in the "uniform space": the logarithm for a log interval, the value itself

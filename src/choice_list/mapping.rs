@@ -1,4 +1,4 @@
-//! How a YAML mapping is read (hannah's parametrization, REFERENCE.md section 2): as one of the
+//! How a YAML mapping is read (hannah's parametrization, docs/algorithms.md §2): as one of the
 //! parameters Interval, ChoiceList, Subset, Partition, recognised by its keys, or as a mapping
 //! of named parameters. The keys `lower`, `upper` and `choices` are reserved:
 //! - has `lower` or `upper`: an Interval; takes `lower`, `upper` (numbers), `int` and `log`

@@ -1,5 +1,5 @@
 //! Hannah-style search spaces read from YAML (cargo feature `choice-list`), after the hannah
-//! framework's legacy NAS parametrization (REFERENCE.md section 2, seeds/000): parameter types,
+//! framework's legacy NAS parametrization (docs/algorithms.md §2): parameter types,
 //! uniform sampling, mutation, a categorical decision encoding for an RL controller, and aging
 //! evolution (Real et al. 2019) and random search as ask/tell strategies.
 //!

@@ -1,5 +1,5 @@
-//! Mutation of a configuration, per parameter type as hannah defines it (REFERENCE.md section
-//! 2): a ChoiceList grows, shrinks or changes an element; an Interval takes a Gaussian step; a
+//! Mutation of a configuration, per parameter type as hannah defines it (docs/algorithms.md
+//! §2): a ChoiceList grows, shrinks or changes an element; an Interval takes a Gaussian step; a
 //! Choice switches option (or mutates inside its option); a Subset changes one element; a
 //! Partition moves one choice to another group. Every mutation keeps the configuration valid.
 //!

@@ -1,5 +1,5 @@
 //! The parameter types of a choice-list search space, as hannah's legacy NAS parametrization
-//! defines them (REFERENCE.md section 2): Choice, ChoiceList, Interval, Subset, Partition, and
+//! defines them (docs/algorithms.md §2): Choice, ChoiceList, Interval, Subset, Partition, and
 //! mappings of named parameters. Constructors enforce the rules the YAML reader reports.
 
 use std::collections::{HashMap, HashSet};

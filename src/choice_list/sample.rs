@@ -1,5 +1,5 @@
 //! Uniform sampling of a configuration from a search space, as hannah's `get_random` does
-//! (REFERENCE.md section 2): every choice uniform, list lengths uniform in `[min, max)`.
+//! (docs/algorithms.md §2): every choice uniform, list lengths uniform in `[min, max)`.
 
 use rand::{Rng, RngExt};
 use serde_json::Value;

@@ -1,6 +1,6 @@
 //! Choice-list spaces under the common interfaces: as a `SearchSpace` of categorical decisions
 //! (so the default run's controller searches them), and aging evolution and random search as
-//! `Strategy`s (Real et al. 2019; hannah's parametrization, REFERENCE.md section 2).
+//! `Strategy`s (Real et al. 2019; hannah's parametrization, docs/algorithms.md §2).
 
 use anyhow::Result;
 use rand_pcg::Pcg64;

@@ -1,4 +1,4 @@
-//! Reading a search space from hannah-style YAML (REFERENCE.md section 2, seeds/000): a list is
+//! Reading a search space from hannah-style YAML (docs/algorithms.md §2): a list is
 //! a Choice, a mapping is a parameter or a mapping of named parameters according to its keys
 //! (`mapping.rs`), a scalar is a constant. Every error names the key path and the line.
 

@@ -444,7 +444,7 @@ fn sigterm_during_the_final_retraining_stops_it_and_the_run_resumes() {
         run_s,
     ]);
     let lines = stderr_lines(&mut child);
-    wait_for(&lines, "retraining the best architecture");
+    wait_for(&lines, "choosing the best architecture");
     assert_eq!(terminate(&mut child, 10), Some(130));
     let s = summary(&run);
     assert_eq!(s["interrupted"], true);
@@ -459,7 +459,7 @@ fn sigterm_during_the_final_retraining_stops_it_and_the_run_resumes() {
     // Resumed, it goes straight to the retraining, which stops again the same way.
     let mut child = spawn(&["--resume", run_s]);
     let lines = stderr_lines(&mut child);
-    wait_for(&lines, "retraining the best architecture");
+    wait_for(&lines, "choosing the best architecture");
     assert_eq!(terminate(&mut child, 10), Some(130));
     assert_eq!(summary(&run)["interrupted"], true);
     assert_eq!(csv_without_seconds(&run).len(), 4);

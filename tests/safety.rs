@@ -682,13 +682,22 @@ fn choice_list_stopped_by_sigterm_and_resumed_is_the_same_search() {
         let mut child = bin()
             .args(&next)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        // From the moment the run's files exist.
-        while !pieces.join("rollouts.csv").exists() && child.try_wait().unwrap().is_none() {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        // From the run's first line on stderr: it is printed after the signal handlers are
+        // installed, so a loaded machine's slow start cannot turn SIGTERM into death by signal.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(err).lines() {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let _ = rx.recv_timeout(Duration::from_secs(120));
         std::thread::sleep(Duration::from_millis(wait));
         match terminate(&mut child, 60) {
             Some(130) => stops += 1,

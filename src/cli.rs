@@ -29,8 +29,9 @@ pub enum Command {
     Compare(crate::commands::compare::CompareArgs),
     /// Search a hannah-style YAML space (needs the cargo feature `choice-list`).
     ChoiceList(ChoiceListArgs),
-    /// Write the default run's moons as CSV (x1,x2,label; train, dev, test in order), to feed
-    /// the same points to another implementation or back with --data.
+    /// Write the default run's moons (or, with --data-seed, other ones) as CSV (x1,x2,label;
+    /// train, dev, test in order), to feed the same points to another implementation or back
+    /// with --data.
     Moons(MoonsArgs),
 }
 
@@ -40,6 +41,9 @@ pub struct MoonsArgs {
     /// The CSV file to write
     #[arg(long)]
     pub out: PathBuf,
+    /// The seed of the points: the default run's, or another draw of the same size and noise
+    #[arg(long, allow_negative_numbers = true, default_value_t = config::DATA_SEED)]
+    pub data_seed: u64,
 }
 
 /// Flags of `archsearch choice-list`.
@@ -78,6 +82,10 @@ pub struct ChoiceListArgs {
     /// The flags given on the command line (not defaulted), by field name.
     #[arg(skip)]
     pub given: Vec<String>,
+    /// Override a setting by its summary.json name under "controller_settings", e.g.
+    /// --set final.max_epochs=50 (repeatable)
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
 }
 
 /// `archsearch choice-list` in a build without the feature: say how to get it.
@@ -105,6 +113,7 @@ fn choice_list(args: &ChoiceListArgs) -> anyhow::Result<i32> {
         force: args.force,
         quiet: args.quiet,
         given: args.given.clone(),
+        overrides: args.overrides.clone(),
     })
 }
 
@@ -225,7 +234,7 @@ pub fn main() -> i32 {
         Some(Command::Bench(args)) => crate::commands::bench::run(&args).map(|_| 0),
         Some(Command::Compare(args)) => crate::commands::compare::run(&args).map(|_| 0),
         Some(Command::ChoiceList(args)) => choice_list(&args),
-        Some(Command::Moons(args)) => crate::commands::moons::run(&args.out),
+        Some(Command::Moons(args)) => crate::commands::moons::run(&args.out, args.data_seed),
         None => crate::commands::search::search(&cli.search.options()),
     };
     match outcome {

@@ -59,6 +59,7 @@ pub const CPU_WORKERS: usize = 0; // threads training children side by side on a
 pub const POPULATION_ON_CPU: bool = false; // batched population on CPU too (it wins on CUDA; see BENCHMARKS.md)
 pub const CPU_KERNEL: bool = true; // MLP children on a CPU train in cpu_mlp.rs's loops, not libtorch (--set child.cpu_kernel=false)
 pub const CPU_KERNEL_AVX2: bool = true; // those loops use AVX2 where the CPU has it (same numbers, only faster)
+pub const CPU_KERNEL_EVAL_POINTS: usize = 256; // points per pass when that kernel computes a split's loss or accuracy
 
 // --- Feature `choice-list` (hannah-style spaces, docs/algorithms.md §2) ---
 pub const CL_ROLLOUTS: usize = 500; // children evaluated per strategy and seed
@@ -86,6 +87,7 @@ pub const TRAIN_BATCH_SIZE: usize = 32; // mini-batch size, reshuffled every epo
 pub const TRAIN_GRAD_CLIP: f64 = 5.0; // clip the gradients' global L2 norm to this; 0 = off
 pub const TRAIN_PATIENCE: usize = 0; // stop after this many epochs without a better dev accuracy; 0 = never
 pub const TRAIN_KEEP_BEST: bool = true; // end with the weights of the best dev epoch, not the last
+pub const TRAIN_TIES_TO_LATER: bool = false; // of epochs tying for the best dev accuracy keep the last, not the first
 pub const EVAL_BATCH_SIZE: usize = 1000; // examples per forward pass when evaluating
 pub const GRAD_CLIP_EPS: f64 = 1e-6; // scale = max / (norm + this), as PyTorch's clip_grad_norm_
 pub const TRAIN_LR_LIMIT: f64 = 1e3; // larger learning rates are refused (libtorch's Adam overflows near 1e38)
@@ -95,8 +97,21 @@ pub const CNN_CHANNELS: [i64; 3] = [16, 32, 64]; // output channels of the three
 pub const CNN_STRIDES: [i64; 3] = [1, 2, 2]; // their strides (8x8 digits: 8, 4, 2 pixels a side)
 pub const CNN_KERNEL: i64 = 3; // kernel side, padded to keep the size at stride 1
 
-// --- Final evaluation ---
-pub const RETRAIN_SEEDS: usize = 5; // the best architecture is retrained this often and tested
+// --- Final training (src/nn/final_training.rs): the chosen architecture trained properly ---
+pub const RETRAIN_SEEDS: usize = 5; // every candidate is trained this often (seeds shared), the chosen one tested
+pub const FINAL_OPTIMIZER: Optimizer = Optimizer::Adam; // the children's optimiser: a configuration's learning rate means the same
+pub const FINAL_LR: f64 = 1e-2; // peak learning rate (the children's), annealed by a cosine
+pub const FINAL_LR_MIN: f64 = 0.0; // learning rate the cosine reaches after the last step
+pub const FINAL_MOMENTUM: f64 = 0.9; // SGD's momentum, when `final.optimizer` is sgd
+pub const FINAL_WEIGHT_DECAY: f64 = 0.0; // L2 penalty; measured: 1e-3 changed little, 1e-2 underfits (README)
+pub const FINAL_MAX_EPOCHS: usize = 200; // every epoch runs (twice 100 measured better on the moons: README)
+pub const FINAL_BATCH_SIZE: usize = 32; // the children's mini-batch size
+pub const FINAL_PATIENCE: usize = 0; // stop after this many epochs without a better dev accuracy; 0 = never
+pub const FINAL_GRAD_CLIP: f64 = 0.0; // clip the gradients' global norm to this; 0 = off
+
+// --- Choosing the best architecture (src/selection.rs) ---
+pub const SELECT_CANDIDATES: usize = 5; // architectures trained with the final protocol before one is chosen
+pub const SELECT_PRIOR_SAMPLES: f64 = 1.0; // pseudo-samples at the search's mean dev accuracy that shrink each architecture's mean
 
 // --- Limits: the largest (or smallest) value accepted, whether it comes from a flag, `--set`,
 // a YAML space, a data file or a checkpoint; they keep memory, time and arithmetic bounded ---
@@ -180,6 +195,9 @@ pub struct Settings {
     pub child: ChildSettings,
     pub retrain_seeds: usize,
     pub moving_average: usize,
+    /// How the best architecture is chosen and trained at the end (`--set final.max_epochs=...`).
+    #[serde(rename = "final", default)]
+    pub final_training: FinalSettings,
 }
 
 /// How one child network is trained.
@@ -356,6 +374,7 @@ impl Default for Settings {
             child: ChildSettings::default(),
             retrain_seeds: RETRAIN_SEEDS,
             moving_average: MOVING_AVERAGE,
+            final_training: FinalSettings::default(),
         }
     }
 }
@@ -485,7 +504,9 @@ impl Settings {
                 self.rollouts, self.searches
             ));
         }
-        Ok(())
+        self.final_training
+            .validate()
+            .map_err(|e| format!("final.{e}"))
     }
 
     /// Applies `key=value` (a field name as in summary.json, `child.lr` for nested ones),
@@ -552,6 +573,9 @@ pub struct TrainerSettings {
     pub patience: usize,
     /// Restore the weights (and batch-norm statistics) of the best dev epoch at the end.
     pub keep_best: bool,
+    /// Of epochs tying for the best dev accuracy, the last counts as the best (else the first).
+    #[serde(default)]
+    pub ties_to_later: bool,
     pub eval_batch_size: usize,
 }
 
@@ -569,6 +593,7 @@ impl Default for TrainerSettings {
             grad_clip: TRAIN_GRAD_CLIP,
             patience: TRAIN_PATIENCE,
             keep_best: TRAIN_KEEP_BEST,
+            ties_to_later: TRAIN_TIES_TO_LATER,
             eval_batch_size: EVAL_BATCH_SIZE,
         }
     }
@@ -619,6 +644,96 @@ impl TrainerSettings {
     }
 }
 
+/// The final training of the chosen architecture (`nn::final_training`) and how many
+/// candidates it judges (`selection`): the general trainer with a cosine schedule, keeping the
+/// weights of the last epoch with the best dev accuracy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FinalSettings {
+    pub optimizer: Optimizer,
+    pub lr: f64,
+    pub lr_min: f64,
+    pub momentum: f64,
+    pub weight_decay: f64,
+    pub max_epochs: usize,
+    pub batch_size: usize,
+    /// Epochs without a better dev accuracy before stopping; 0 = run every epoch.
+    pub patience: usize,
+    pub grad_clip: f64,
+    /// Architectures trained with this protocol before the best is chosen.
+    pub candidates: usize,
+    /// Pseudo-samples at the search's mean dev accuracy that shrink each architecture's mean
+    /// when the candidates are ranked.
+    pub prior_samples: f64,
+}
+
+impl Default for FinalSettings {
+    fn default() -> Self {
+        FinalSettings {
+            optimizer: FINAL_OPTIMIZER,
+            lr: FINAL_LR,
+            lr_min: FINAL_LR_MIN,
+            momentum: FINAL_MOMENTUM,
+            weight_decay: FINAL_WEIGHT_DECAY,
+            max_epochs: FINAL_MAX_EPOCHS,
+            batch_size: FINAL_BATCH_SIZE,
+            patience: FINAL_PATIENCE,
+            grad_clip: FINAL_GRAD_CLIP,
+            candidates: SELECT_CANDIDATES,
+            prior_samples: SELECT_PRIOR_SAMPLES,
+        }
+    }
+}
+
+impl FinalSettings {
+    /// The general trainer's settings of this protocol, for a child with this learning rate and
+    /// batch size (a choice-list configuration may set its own).
+    pub fn trainer(&self, lr: f64, batch_size: usize) -> TrainerSettings {
+        TrainerSettings {
+            optimizer: self.optimizer,
+            lr,
+            lr_min: self.lr_min.min(lr),
+            momentum: self.momentum,
+            nesterov: false,
+            weight_decay: self.weight_decay,
+            epochs: self.max_epochs,
+            batch_size,
+            grad_clip: self.grad_clip,
+            patience: self.patience,
+            keep_best: true,
+            ties_to_later: true,
+            eval_batch_size: EVAL_BATCH_SIZE,
+        }
+    }
+
+    /// Checks every value; the error names the setting (without the `final.` prefix).
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, v) in [
+            ("max_epochs", self.max_epochs),
+            ("batch_size", self.batch_size),
+            ("candidates", self.candidates),
+        ] {
+            if v == 0 {
+                return Err(format!("{name} must be at least 1"));
+            }
+        }
+        if !(self.lr_min.is_finite() && self.lr_min >= 0.0 && self.lr_min <= self.lr) {
+            return Err(format!(
+                "lr_min must be between 0 and lr ({}), got {}",
+                self.lr, self.lr_min
+            ));
+        }
+        self.trainer(self.lr, self.batch_size).validate()?;
+        if !(self.prior_samples.is_finite() && self.prior_samples >= 0.0) {
+            return Err(format!(
+                "prior_samples must be a finite number of at least 0, got {}",
+                self.prior_samples
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -648,6 +763,38 @@ mod tests {
             .contains("at least 1"));
         assert!(s.set("controller_lr").unwrap_err().contains("KEY=VALUE"));
         assert_eq!(s.controller_lr, 0.003, "a refused --set changes nothing");
+    }
+
+    #[test]
+    fn final_training_settings_are_set_by_name_and_checked() {
+        let mut s = Settings::default();
+        s.set("final.max_epochs=7").unwrap();
+        s.set("final.optimizer=sgd").unwrap();
+        assert_eq!(s.final_training.max_epochs, 7);
+        assert_eq!(s.final_training.optimizer, Optimizer::Sgd);
+        let t = s.final_training.trainer(0.05, 16);
+        assert_eq!((t.epochs, t.lr, t.batch_size), (7, 0.05, 16));
+        assert!(t.keep_best && t.ties_to_later && t.validate().is_ok());
+        for (bad, named) in [
+            ("final.candidates=0", "final.candidates"),
+            ("final.max_epochs=0", "final.max_epochs"),
+            ("final.lr=-1", "final.lr"),
+            ("final.lr_min=1", "final.lr_min"),
+            ("final.prior_samples=-1", "final.prior_samples"),
+            ("final.momentum=1", "final.momentum"),
+        ] {
+            let err = s.set(bad).unwrap_err();
+            assert!(err.contains(named), "{bad}: {err}");
+        }
+        assert_eq!(
+            s.final_training.max_epochs, 7,
+            "a refused --set changes nothing"
+        );
+        // A checkpoint written before these settings existed reads with the defaults.
+        let mut old = serde_json::to_value(Settings::default()).unwrap();
+        old.as_object_mut().unwrap().remove("final");
+        let read: Settings = serde_json::from_value(old).unwrap();
+        assert_eq!(read.final_training, FinalSettings::default());
     }
 
     #[test]

@@ -12,5 +12,6 @@ pub mod nn;
 pub mod outdir;
 pub mod output;
 pub mod search;
+pub mod selection;
 pub mod space;
 pub mod strategy;

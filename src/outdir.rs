@@ -75,6 +75,11 @@ impl Stop {
         self.0.load(Ordering::Relaxed)
     }
 
+    /// The flag itself, for code that takes a plain `&AtomicBool` (the general trainer).
+    pub fn flag(&self) -> &AtomicBool {
+        &self.0
+    }
+
     /// Asks every loop that watches this flag to stop.
     pub fn request(&self) {
         self.0.store(true, Ordering::Relaxed);

@@ -14,7 +14,7 @@ fn a_short_search_with_each_strategy_writes_every_file() {
     let dir = tempfile::tempdir().unwrap();
     for strategy in ["reinforce", "evolution", "random"] {
         let out = dir.path().join(strategy);
-        let o = archsearch(&[
+        let o = archsearch_quick(&[
             "choice-list",
             "--space",
             &space("mlp.yaml"),
@@ -54,7 +54,21 @@ fn a_short_search_with_each_strategy_writes_every_file() {
         let summary: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap())
                 .unwrap();
-        assert_eq!(summary["test_accuracies"].as_array().unwrap().len(), 5);
+        assert_eq!(
+            summary["final_test_accuracies"].as_array().unwrap().len(),
+            2
+        );
+        assert_eq!(summary["controller_settings"]["final"]["candidates"], 2);
+        let chosen: Vec<&serde_json::Value> = summary["candidates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["chosen"] == true)
+            .collect();
+        assert_eq!(chosen.len(), 1);
+        let chosen: serde_json::Value =
+            serde_json::from_str(chosen[0]["architecture"].as_str().unwrap()).unwrap();
+        assert_eq!(chosen, summary["best_configuration"]);
         assert!(summary["best_configuration"]["hidden"].is_array());
     }
 }
@@ -63,7 +77,7 @@ fn a_short_search_with_each_strategy_writes_every_file() {
 fn all_strategies_over_seeds_share_the_budget() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("all");
-    let o = archsearch(&[
+    let o = archsearch_quick(&[
         "choice-list",
         "--space",
         &space("wide.yaml"),
@@ -134,6 +148,7 @@ fn killed_and_resumed_it_is_the_same_search() {
             "--quiet",
         ]
         .iter()
+        .chain(QUICK_FINAL.iter())
         .map(|s| s.to_string())
         .collect()
     };
@@ -189,7 +204,7 @@ fn killed_and_resumed_it_is_the_same_search() {
         summary(&whole)["best_configuration"]
     );
     assert_eq!(
-        summary(&pieces)["test_accuracies"],
-        summary(&whole)["test_accuracies"]
+        summary(&pieces)["final_test_accuracies"],
+        summary(&whole)["final_test_accuracies"]
     );
 }

@@ -8,7 +8,7 @@ use common::*;
 fn a_short_search_writes_every_file() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    let o = archsearch(&[
+    let o = archsearch_quick(&[
         "--rollouts",
         "20",
         "--out",
@@ -47,9 +47,53 @@ fn a_short_search_writes_every_file() {
     assert_eq!(summary["rollouts_done"], 20);
     assert_eq!(summary["settings"]["rollouts"], 20);
     assert_eq!(summary["device"], "cpu");
-    let mean = summary["test_accuracy_mean"].as_f64().unwrap();
+    let mean = summary["final_test_accuracy_mean"].as_f64().unwrap();
     assert!((0.5..=1.0).contains(&mean), "test accuracy {mean}");
-    assert_eq!(summary["test_accuracies"].as_array().unwrap().len(), 5);
+    assert_eq!(
+        summary["final_test_accuracies"].as_array().unwrap().len(),
+        2
+    );
+    assert_eq!(
+        summary["search_protocol_test_accuracies"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(summary["settings"]["final"]["max_epochs"], 6);
+    // The chosen candidate is the one with the highest mean final dev accuracy less one
+    // standard error (equal ones: the lowest dev loss, then the first), recomputed here from
+    // the dev accuracies summary.json lists.
+    let candidates = summary["candidates"].as_array().unwrap();
+    assert_eq!(candidates.len(), 2);
+    let scores: Vec<f64> = candidates
+        .iter()
+        .map(|c| {
+            let dev: Vec<f64> = c["final_dev_accuracies"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
+            let n = dev.len() as f64;
+            let m = dev.iter().sum::<f64>() / n;
+            let sd = (dev.iter().map(|d| (d - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+            m - sd / n.sqrt()
+        })
+        .collect();
+    let loss = |i: usize| candidates[i]["final_dev_loss_mean"].as_f64().unwrap();
+    let winner = if (scores[0] - scores[1]).abs() > 1e-9 {
+        usize::from(scores[1] > scores[0])
+    } else {
+        usize::from(loss(1) < loss(0))
+    };
+    for (i, c) in candidates.iter().enumerate() {
+        assert_eq!(c["chosen"], i == winner, "{scores:?}");
+    }
+    assert_eq!(
+        summary["best_architecture"],
+        candidates[winner]["architecture"]
+    );
     assert!(summary["distinct_architectures"].as_u64().unwrap() >= 2);
     // Every architecture is in the reference's notation and the reward is accuracy + shaping.
     for row in &rows {
@@ -64,7 +108,7 @@ fn the_same_seed_repeats_the_search() {
     let dir = tempfile::tempdir().unwrap();
     let run = |name: &str, seed: &str| {
         let out = dir.path().join(name);
-        let o = archsearch(&[
+        let o = archsearch_quick(&[
             "--rollouts",
             "15",
             "--seed",
@@ -96,7 +140,7 @@ fn data_from_a_csv_file_and_named_datasets() {
     }
     std::fs::write(&data, text).unwrap();
     let out = dir.path().join("csv-run");
-    let o = archsearch(&[
+    let o = archsearch_quick(&[
         "--rollouts",
         "3",
         "--data",
@@ -110,7 +154,7 @@ fn data_from_a_csv_file_and_named_datasets() {
     assert!(summary.contains("\"train\": 42"), "{summary}");
 
     let out = dir.path().join("iris-run");
-    let o = archsearch(&[
+    let o = archsearch_quick(&[
         "--rollouts",
         "3",
         "--dataset",
@@ -233,11 +277,11 @@ fn exported_moons_fed_back_give_the_same_search() {
     assert!(o.status.success(), "{}", stderr(&o));
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     assert!(
-        archsearch(&["--rollouts", "6", "--out", a.to_str().unwrap(), "--quiet"])
+        archsearch_quick(&["--rollouts", "6", "--out", a.to_str().unwrap(), "--quiet"])
             .status
             .success()
     );
-    let o = archsearch(&[
+    let o = archsearch_quick(&[
         "--rollouts",
         "6",
         "--data",
@@ -248,4 +292,31 @@ fn exported_moons_fed_back_give_the_same_search() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(csv_without_seconds(&a), csv_without_seconds(&b));
+}
+
+#[test]
+fn moons_of_another_data_seed_and_their_bayes_accuracy() {
+    use archsearch::data::{make_moons, moons_bayes_accuracy, read_csv, split};
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("moons11.csv");
+    let o = archsearch(&["moons", "--data-seed", "11", "--out", csv.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The points are make_moons' of that seed, and the Bayes figure printed is that of their
+    // test split.
+    let expected = make_moons(1000, 0.2, 11);
+    let written = read_csv(&csv).unwrap();
+    assert_eq!(written.labels, expected.labels);
+    let close = written
+        .features
+        .iter()
+        .zip(&expected.features)
+        .all(|(a, b)| (a - b).abs() < 1e-6);
+    assert!(close);
+    assert_ne!(written.labels, make_moons(1000, 0.2, 0).labels);
+    let bayes = moons_bayes_accuracy(&split(&expected, 0.7, 0.1).test, 0.2);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains(&format!("scores {:.2} %", 100.0 * bayes)),
+        "{text}"
+    );
 }

@@ -1,6 +1,7 @@
 //! `archsearch choice-list`: a hannah-style YAML space searched by REINFORCE, aging evolution
 //! or random search with one evaluation budget each, children trained as in the default run.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -13,12 +14,12 @@ use serde_json::Value;
 use super::child::interpret;
 use super::strategy::{evolution, random, ChoiceListSpace};
 use crate::config::{
-    DataSettings, Settings, CL_BATCH, CL_BINS, CL_MOVING_AVERAGE, MOVING_AVERAGE, RETRAIN_SEEDS,
-    TORCH_THREADS,
+    DataSettings, Settings, CL_BATCH, CL_BINS, CL_MOVING_AVERAGE, MOVING_AVERAGE, TORCH_THREADS,
 };
 use crate::data::{self, Source};
 use crate::error::{UsageError, EXIT_INTERRUPTED};
 use crate::nn::child::TensorData;
+use crate::nn::final_training::{self, FinalJob};
 use crate::nn::trainer::{trainer_for, ChildJob};
 use crate::outdir::{self, device_name, parse_device, Stop};
 use crate::output::plot::{self, Curve};
@@ -26,6 +27,7 @@ use crate::output::progress::{say, Progress};
 use crate::output::report::mean_sd;
 use crate::output::rows::{self, RowWriter};
 use crate::search::child_seed;
+use crate::selection::{self, Judged};
 use crate::strategy::{Reinforce, Strategy, StrategyChoice};
 
 /// One evaluated configuration.
@@ -57,19 +59,29 @@ struct Summary {
     space: String,
     strategies: Vec<&'static str>,
     seeds: Vec<u64>,
-    evaluations_per_run: usize,
+    rollouts_per_run: usize,
     interval_bins: usize,
     controller_settings: Settings,
     device: String,
     wall_seconds: f64,
     interrupted: bool,
     runs: Vec<RunFigures>,
+    /// Chosen by the rule of `selection` over every evaluation of every run.
     best_configuration: Value,
     best_strategy: &'static str,
+    /// Its highest and mean dev accuracy among the evaluations.
     best_dev_accuracy: f64,
-    test_accuracies: Vec<f64>,
-    test_accuracy_mean: f64,
-    test_accuracy_sd: f64,
+    best_mean_dev_accuracy: f64,
+    /// Trained with the final protocol (`controller_settings.final`), once per seed, tested.
+    final_test_accuracies: Vec<f64>,
+    final_test_accuracy_mean: f64,
+    final_test_accuracy_sd: f64,
+    /// Trained as the search trains children, as many seeds, tested.
+    search_protocol_test_accuracies: Vec<f64>,
+    search_protocol_test_accuracy_mean: f64,
+    search_protocol_test_accuracy_sd: f64,
+    candidates: Vec<Judged>,
+    final_training_interrupted: bool,
 }
 
 const STRATEGIES: [StrategyChoice; 3] = [
@@ -92,6 +104,9 @@ struct RunSpec {
     #[serde(alias = "evaluations")]
     rollouts: u64,
     device: String,
+    /// `--set KEY=VALUE` given when the run started.
+    #[serde(default)]
+    overrides: Vec<String>,
 }
 
 /// The limits of the flags, for a run.json that may have been edited since.
@@ -199,6 +214,8 @@ pub struct ChoiceListOptions {
     pub quiet: bool,
     /// The options given explicitly (not defaulted), by field name.
     pub given: Vec<String>,
+    /// `--set KEY=VALUE` assignments, in order.
+    pub overrides: Vec<String>,
 }
 
 /// The command name the run marker records.
@@ -340,6 +357,11 @@ pub fn run(args: &ChoiceListOptions) -> Result<i32> {
     // first step (exit 130), instead of killing it half-way.
     let stop = Stop::on_signals()?;
     // A new run, or the run.json of the folder being resumed.
+    if args.resume.is_some() && !args.overrides.is_empty() {
+        crate::usage_bail!(
+            "--set cannot change a run being resumed: it keeps the settings it started with (run.json)"
+        );
+    }
     let (spec, out, recorded) = match &args.resume {
         Some(dir) => {
             let spec = resumed_spec(dir, args)?;
@@ -367,6 +389,7 @@ pub fn run(args: &ChoiceListOptions) -> Result<i32> {
                 seeds: args.seeds,
                 rollouts: args.rollouts,
                 device: args.device.clone(),
+                overrides: args.overrides.clone(),
             };
             (spec, None, Vec::new())
         }
@@ -376,7 +399,10 @@ pub fn run(args: &ChoiceListOptions) -> Result<i32> {
         .map_err(|e| UsageError::new(format!("{}: {e}", spec.space_file)))?;
     let device = parse_device(&spec.device)?;
     let splits = data::load(&Source::Moons, &DataSettings::default())?;
-    let settings = Settings::default();
+    let mut settings = Settings::default();
+    for assignment in &spec.overrides {
+        settings.set(assignment).map_err(UsageError::new)?;
+    }
     let (n_in, n_out) = (splits.train.n_features, splits.train.n_classes);
     // The space must describe an MLP child within the limits: checked before any work.
     super::check_space(&param, n_in, n_out, &settings.child, spec.seed)
@@ -536,7 +562,7 @@ pub fn run(args: &ChoiceListOptions) -> Result<i32> {
     }
     progress.finish();
     csv.sync()?;
-    let interrupted = finish(
+    let final_interrupted = finish(
         &out,
         &spec,
         args.quiet,
@@ -551,6 +577,7 @@ pub fn run(args: &ChoiceListOptions) -> Result<i32> {
         device,
         &stop,
     )?;
+    let interrupted = interrupted || final_interrupted;
     if interrupted {
         say(
             args.quiet,
@@ -668,71 +695,129 @@ fn finish(
             })
         })
         .collect();
-    let best = evaluations.iter().max_by(|a, b| {
-        a.accuracy
-            .total_cmp(&b.accuracy)
-            .then(b.evaluation.cmp(&a.evaluation))
-    });
-    let mut test_accuracies = Vec::new();
-    // After a stop nothing is trained any more: the summary says what exists.
-    if let Some(best) = best.filter(|_| !stop.requested()) {
+    // The best configuration by the rule of `selection`: candidates ranked by their shrunk mean
+    // dev accuracy, trained with the final protocol over the same seeds, best mean dev accuracy
+    // less one standard error.
+    let fs = &settings.final_training;
+    let keys: Vec<String> = evaluations
+        .iter()
+        .map(|e| e.configuration.to_string())
+        .collect();
+    let first_of: HashMap<&str, &Evaluation> = keys
+        .iter()
+        .zip(evaluations)
+        .rev()
+        .map(|(k, e)| (k.as_str(), e))
+        .collect();
+    let candidates = selection::candidates(
+        keys.iter()
+            .map(String::as_str)
+            .zip(evaluations.iter().map(|e| e.accuracy)),
+        fs.candidates,
+        fs.prior_samples,
+    );
+    let retrain_seeds: Vec<u64> = (0..settings.retrain_seeds)
+        .map(|i| crate::output::summary::retrain_seed(run.seed, i))
+        .collect();
+    let (n_in, n_out) = (tensors.n_features, tensors.n_classes);
+    let mut best: Option<(&Evaluation, selection::Candidate)> = candidates
+        .first()
+        .map(|c| (first_of[c.architecture.as_str()], c.clone()));
+    let (mut judged, mut final_children, mut final_interrupted) = (Vec::new(), Vec::new(), true);
+    if best.is_some() && !stop.requested() {
         say(
             quiet,
             &format!(
-                "retraining the best configuration {} with {RETRAIN_SEEDS} seeds",
-                best.configuration
+                "choosing the best configuration: {} candidates, each trained {} times for {} epochs",
+                candidates.len(),
+                settings.retrain_seeds,
+                fs.max_epochs
             ),
         );
-        let (spec, child_settings) = interpret(
-            &best.configuration,
-            tensors.n_features,
-            tensors.n_classes,
-            &settings.child,
-        )
-        .map_err(anyhow::Error::msg)?;
+        let data = final_training::train_data(tensors);
+        let defaults = final_training::child_defaults(fs, &settings.child);
+        let choice = selection::choose(candidates, |c| {
+            let config = &first_of[c.architecture.as_str()].configuration;
+            let (spec, child) =
+                interpret(config, n_in, n_out, &defaults).map_err(anyhow::Error::msg)?;
+            let job = FinalJob::with_child(spec, fs, &child);
+            final_training::train_seeds(&job, &data, &retrain_seeds, stop.flag())
+        })?;
+        final_interrupted = choice.interrupted;
+        if let Some((i, trainings)) = choice.chosen {
+            let c = &choice.judged[i].candidate;
+            best = Some((first_of[c.architecture.as_str()], c.clone()));
+            final_children = trainings.children;
+        }
+        judged = choice.judged;
+    }
+    let final_tests: Vec<f64> = final_children
+        .iter()
+        .map(|c| c.accuracy(&tensors.test))
+        .collect();
+    let mut search_tests = Vec::new();
+    if let Some((e, _)) = &best {
+        let (spec, child_settings) = interpret(&e.configuration, n_in, n_out, &settings.child)
+            .map_err(anyhow::Error::msg)?;
         let (accuracies, first) = crate::output::summary::retrain_and_test(
             &spec,
             &child_settings,
             tensors,
             run.seed,
-            RETRAIN_SEEDS,
+            settings.retrain_seeds,
             stop,
         );
-        test_accuracies = accuracies;
-        if let Some(child) = first {
+        search_tests = accuracies;
+        if let Some(child) = final_children.first().or(first.as_ref()) {
             let title = format!(
-                "Best configuration ({}, dev accuracy {:.3})",
-                best.strategy, best.accuracy
+                "Best configuration ({}, dev accuracy {:.3} in the search)",
+                e.strategy, e.accuracy
             );
             plot::child_boundary(
                 &out.join("boundary.png"),
                 &title,
                 splits,
-                &child,
+                child,
                 tensors.device,
             )?;
         }
     }
-    let (mean, sd) = mean_sd(&test_accuracies);
+    let (mean, sd) = mean_sd(&final_tests);
+    let (search_mean, search_sd) = mean_sd(&search_tests);
     let summary = Summary {
         archsearch_version: env!("CARGO_PKG_VERSION"),
         command: std::env::args().collect::<Vec<_>>().join(" "),
         space: run.space_file.clone(),
         strategies: names,
         seeds: seeds.to_vec(),
-        evaluations_per_run: run.rollouts as usize,
+        rollouts_per_run: run.rollouts as usize,
         interval_bins: CL_BINS,
         controller_settings: settings.clone(),
         device: device_name(device),
         wall_seconds: started.elapsed().as_secs_f64(),
         interrupted: interrupted || stop.requested(),
         runs,
-        best_configuration: best.map(|b| b.configuration.clone()).unwrap_or(Value::Null),
-        best_strategy: best.map(|b| b.strategy).unwrap_or(""),
-        best_dev_accuracy: best.map(|b| b.accuracy).unwrap_or(0.0),
-        test_accuracy_mean: mean,
-        test_accuracy_sd: sd,
-        test_accuracies,
+        best_configuration: best
+            .as_ref()
+            .map(|(e, _)| e.configuration.clone())
+            .unwrap_or(Value::Null),
+        best_strategy: best.as_ref().map(|(e, _)| e.strategy).unwrap_or(""),
+        best_dev_accuracy: best
+            .as_ref()
+            .map(|(_, c)| c.search_best_dev_accuracy)
+            .unwrap_or(0.0),
+        best_mean_dev_accuracy: best
+            .as_ref()
+            .map(|(_, c)| c.search_mean_dev_accuracy)
+            .unwrap_or(0.0),
+        final_test_accuracy_mean: mean,
+        final_test_accuracy_sd: sd,
+        final_test_accuracies: final_tests,
+        search_protocol_test_accuracy_mean: search_mean,
+        search_protocol_test_accuracy_sd: search_sd,
+        search_protocol_test_accuracies: search_tests,
+        candidates: judged,
+        final_training_interrupted: best.is_some() && final_interrupted,
     };
     outdir::write_json_atomically(&out.join("summary.json"), &summary)?;
     for r in &summary.runs {
@@ -746,11 +831,14 @@ fn finish(
         );
     }
     crate::outln!(
-        "best overall ({}): test accuracy retrained {} times {:.2} % +- {:.2}; results in {}",
+        "best overall ({}): {}; final test accuracy, {} trainings: {:.2} % +- {:.2} (trained as in the search: {:.2} % +- {:.2}); results in {}",
         summary.best_strategy,
-        summary.test_accuracies.len(),
-        100.0 * mean,
-        100.0 * sd,
+        summary.best_configuration,
+        summary.final_test_accuracies.len(),
+        100.0 * summary.final_test_accuracy_mean,
+        100.0 * summary.final_test_accuracy_sd,
+        100.0 * summary.search_protocol_test_accuracy_mean,
+        100.0 * summary.search_protocol_test_accuracy_sd,
         out.display()
     );
     Ok(summary.interrupted)

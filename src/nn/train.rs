@@ -54,7 +54,8 @@ pub enum Ending {
 pub struct FitOutcome {
     pub epochs: Vec<EpochStats>,
     pub ending: Ending,
-    /// The epoch (from 0) of the best dev accuracy, the first one on ties.
+    /// The epoch (from 0) of the best dev accuracy: on ties the first one, or the last with
+    /// `ties_to_later`.
     pub best_epoch: Option<usize>,
     pub best_dev_accuracy: f64,
     /// Optimiser steps taken.
@@ -272,7 +273,9 @@ pub fn fit<M: ModuleT>(
             dev_accuracy,
             seconds: started.elapsed().as_secs_f64(),
         });
-        if outcome.best_epoch.is_none() || dev_accuracy > outcome.best_dev_accuracy {
+        let better = dev_accuracy > outcome.best_dev_accuracy
+            || (settings.ties_to_later && dev_accuracy == outcome.best_dev_accuracy);
+        if outcome.best_epoch.is_none() || better {
             outcome.best_epoch = Some(epoch);
             outcome.best_dev_accuracy = dev_accuracy;
             if settings.keep_best {
@@ -573,6 +576,55 @@ mod tests {
         let (loss, accuracy) = evaluate(&model, &data.dev, 1000);
         assert_eq!(accuracy, outcome.best_dev_accuracy);
         assert!((loss - outcome.epochs[best].dev_loss).abs() < 1e-6);
+    }
+
+    /// Fixed logits `x W` plus a trainable shift `s` of both classes alike: every epoch scores
+    /// the same (all tie), the loss does not depend on `s`, and weight decay shrinks it by
+    /// `1 - lr * wd` per step.
+    #[derive(Debug)]
+    struct Shifted {
+        w: Tensor,
+        s: Tensor,
+    }
+
+    impl ModuleT for Shifted {
+        fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
+            xs.matmul(&self.w) + &self.s
+        }
+    }
+
+    #[test]
+    fn ties_go_to_the_first_or_the_last_epoch_as_asked() {
+        let data = moons(100);
+        let build = |p: &nn::Path| Shifted {
+            w: Tensor::from_slice(&[1f32, -1.0, 0.5, 2.0]).view([2, 2]),
+            s: p.var("s", &[1], nn::Init::Const(1.0)),
+        };
+        let stop = AtomicBool::new(false);
+        for (later, epoch) in [(false, 0), (true, 2)] {
+            // One step per epoch (batch above the 70 train points) at a constant rate 0.1.
+            let settings = TrainerSettings {
+                optimizer: Optimizer::Sgd,
+                lr: 0.1,
+                lr_min: 0.1,
+                momentum: 0.0,
+                nesterov: false,
+                weight_decay: 0.5,
+                epochs: 3,
+                batch_size: 1000,
+                grad_clip: 0.0,
+                keep_best: true,
+                ties_to_later: later,
+                ..TrainerSettings::default()
+            };
+            let (_, model, outcome) = train_new(build, &data, &settings, 0, &stop).unwrap();
+            let first = outcome.epochs[0].dev_accuracy;
+            assert!(outcome.epochs.iter().all(|e| e.dev_accuracy == first));
+            assert_eq!(outcome.best_epoch, Some(epoch));
+            let kept = model.s.double_value(&[0]);
+            let expected = 0.95f64.powi(epoch as i32 + 1);
+            assert!((kept - expected).abs() < 1e-6, "{kept} vs {expected}");
+        }
     }
 
     #[test]

@@ -1,11 +1,9 @@
 //! What a search writes: rollouts.csv row by row, summary.json, and the statistics they quote
-//! (moving averages, the best architecture, mean and sd).
+//! (moving averages, mean and sd; the best architecture is chosen in `selection.rs`).
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::Result;
-use serde::Serialize;
 
 use crate::output::rows::{self, RowWriter};
 use crate::search::RolloutRecord;
@@ -234,43 +232,6 @@ pub fn first_reaching(values: &[f64], window: usize, level: f64) -> Option<usize
         .map(|(i, _)| i + 1)
 }
 
-/// The architecture with the highest dev accuracy; ties go to the most often sampled, then to
-/// the first sampled.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Best {
-    pub architecture: String,
-    #[serde(skip)]
-    pub decisions: Vec<usize>,
-    pub dev_accuracy: f64,
-    pub times_sampled: usize,
-}
-
-pub fn best_architecture(records: &[RolloutRecord]) -> Option<Best> {
-    let mut counts: HashMap<&str, usize> = HashMap::new();
-    for r in records {
-        *counts.entry(r.architecture.as_str()).or_default() += 1;
-    }
-    let mut best: Option<Best> = None;
-    for r in records {
-        let n = counts[r.architecture.as_str()];
-        let better = match &best {
-            None => true,
-            Some(b) => {
-                r.accuracy > b.dev_accuracy || (r.accuracy == b.dev_accuracy && n > b.times_sampled)
-            }
-        };
-        if better {
-            best = Some(Best {
-                architecture: r.architecture.clone(),
-                decisions: r.decisions.clone(),
-                dev_accuracy: r.accuracy,
-                times_sampled: n,
-            });
-        }
-    }
-    best
-}
-
 /// Number of different architectures among the records.
 pub fn distinct_architectures(records: &[RolloutRecord]) -> usize {
     records
@@ -316,15 +277,13 @@ mod tests {
     }
 
     #[test]
-    fn best_prefers_accuracy_then_frequency() {
+    fn distinct_architectures_are_counted_once() {
         let rs = vec![
             record(1, "[A]", 0.9),
             record(2, "[B]", 0.95),
             record(3, "[C]", 0.95),
             record(4, "[C]", 0.8),
         ];
-        let best = best_architecture(&rs).unwrap();
-        assert_eq!((best.architecture.as_str(), best.times_sampled), ("[C]", 2));
         assert_eq!(distinct_architectures(&rs), 3);
     }
 

@@ -1,6 +1,9 @@
-//! The end of a search: accuracy.png, the best architecture retrained with several seeds and
-//! tested once each (boundary.png), and summary.json with the figures the README quotes.
+//! The end of a search: accuracy.png, the best architecture chosen and trained with the final
+//! protocol over several seeds, each tested once (boundary.png), the same architecture trained
+//! as the search trains children for comparison, and summary.json with the figures the README
+//! quotes.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::Result;
@@ -9,13 +12,13 @@ use serde::Serialize;
 use crate::config::{DataSettings, Settings, LAST_ROLLOUTS};
 use crate::data::{Source, Splits};
 use crate::nn::child::{Child, TensorData};
+use crate::nn::final_training::{self, FinalJob};
 use crate::outdir::device_name;
 use crate::outdir::Stop;
 use crate::output::plot;
-use crate::output::report::{
-    self, best_architecture, distinct_architectures, mean_sd, moving_average,
-};
+use crate::output::report::{self, distinct_architectures, mean_sd, moving_average};
 use crate::search::{self, RolloutRecord};
+use crate::selection::{self, Judged};
 use crate::space::SearchSpace;
 
 /// The moving-average level whose first crossing summary.json reports.
@@ -34,12 +37,28 @@ pub struct Summary {
     pub wall_seconds: f64,
     pub rollouts_done: usize,
     pub interrupted: bool,
+    /// The architecture chosen by the rule of `selection` (docs/algorithms.md §3).
     pub best_architecture: Option<String>,
+    /// Its highest and mean dev accuracy during the search, and how often it was sampled.
     pub best_dev_accuracy: Option<f64>,
+    pub best_mean_dev_accuracy: Option<f64>,
     pub best_times_sampled: Option<usize>,
-    pub test_accuracies: Vec<f64>,
-    pub test_accuracy_mean: Option<f64>,
-    pub test_accuracy_sd: Option<f64>,
+    /// The chosen architecture trained with the final protocol (`settings.final`), once per
+    /// retraining seed, each tested once: the figure to quote.
+    pub final_test_accuracies: Vec<f64>,
+    pub final_test_accuracy_mean: Option<f64>,
+    pub final_test_accuracy_sd: Option<f64>,
+    /// The same architecture trained as the search trains children (`settings.child`), with
+    /// the same number of seeds: what the search saw.
+    pub search_protocol_test_accuracies: Vec<f64>,
+    pub search_protocol_test_accuracy_mean: Option<f64>,
+    pub search_protocol_test_accuracy_sd: Option<f64>,
+    /// Every candidate trained with the final protocol, its dev figures, and which was chosen.
+    pub candidates: Vec<Judged>,
+    /// A stop signal cut the final trainings short: the figures cover what finished.
+    pub final_training_interrupted: bool,
+    /// Wall seconds of choosing and training the best (all searches), not in `wall_seconds`.
+    pub final_training_seconds: f64,
     /// On the moons: the Bayes-optimal classifier's accuracy on this test split, the ceiling
     /// the test accuracy is to be read against (97.1 % on average over splits).
     pub bayes_test_accuracy: Option<f64>,
@@ -73,8 +92,10 @@ pub struct SearchFigures {
     pub seed: u64,
     pub best_architecture: Option<String>,
     pub best_dev_accuracy: Option<f64>,
-    /// Mean test accuracy of this search's best architecture, retrained `retrain_seeds` times.
-    pub test_accuracy_mean: Option<f64>,
+    /// Mean test accuracy of this search's best architecture trained with the final protocol.
+    pub final_test_accuracy_mean: Option<f64>,
+    /// The same with the search's child training.
+    pub search_protocol_test_accuracy_mean: Option<f64>,
     pub last_mean_accuracy: f64,
     pub rollout_reaching_level: Option<usize>,
 }
@@ -94,7 +115,7 @@ pub struct Finished<'a> {
     /// The search stopped before its last rollout.
     pub interrupted: bool,
     pub quiet: bool,
-    /// Stops the retraining; the summary then says `"interrupted": true`.
+    /// Set by SIGINT or SIGTERM: the final trainings stop (or do not start).
     pub stop: &'a Stop,
 }
 
@@ -120,24 +141,22 @@ pub fn finish(f: &Finished) -> Result<Summary> {
         .collect();
     accuracy_figure(&out.join("accuracy.png"), &per_search, window)?;
 
-    let best = best_architecture(records);
-    let mut test_accuracies = Vec::new();
-    // After a stop nothing is trained any more: the summary says what exists.
-    if let Some(best) = best.as_ref().filter(|_| !stop.requested()) {
-        crate::output::progress::say(
-            quiet,
-            &format!(
-                "retraining the best architecture {} with {} seeds",
-                best.architecture, settings.retrain_seeds
-            ),
-        );
-        let (accuracies, child) = retrain(space, tensors, settings, best, stop);
-        test_accuracies = accuracies;
-        if let (Some(child), 2) = (&child, tensors.n_features) {
-            let title = format!(
-                "Best architecture {} (dev accuracy {:.3}), test points",
-                best.architecture, best.dev_accuracy
-            );
+    let final_started = std::time::Instant::now();
+    let all: Vec<&RolloutRecord> = records.iter().collect();
+    let best = choose_best(space, tensors, settings, &all, stop, quiet)?;
+    if let Some(best) = &best {
+        let child = best.final_child.as_ref().or(best.search_child.as_ref());
+        if let (Some(child), 2) = (child, tensors.n_features) {
+            let title = match best.chosen() {
+                Some(j) => format!(
+                    "Best architecture {} (final dev accuracy {:.3}), test points",
+                    best.architecture, j.final_dev_accuracy_mean
+                ),
+                None => format!(
+                    "Best architecture {} (search protocol), test points",
+                    best.architecture
+                ),
+            };
             plot::child_boundary(
                 &out.join("boundary.png"),
                 &title,
@@ -147,7 +166,18 @@ pub fn finish(f: &Finished) -> Result<Summary> {
             )?;
         }
     }
-    let (mean, sd) = mean_sd(&test_accuracies);
+    let figures_of = |tests: &[f64]| {
+        let (mean, sd) = mean_sd(tests);
+        (
+            (!tests.is_empty()).then_some(mean),
+            (!tests.is_empty()).then_some(sd),
+        )
+    };
+    let no_tests = Vec::new();
+    let final_tests = best.as_ref().map_or(&no_tests, |b| &b.final_tests);
+    let search_tests = best.as_ref().map_or(&no_tests, |b| &b.search_tests);
+    let (final_mean, final_sd) = figures_of(final_tests);
+    let (search_mean, search_sd) = figures_of(search_tests);
     let figures = |rs: &[&RolloutRecord]| {
         let acc: Vec<f64> = rs.iter().map(|r| r.accuracy).collect();
         let tail = &acc[acc.len().saturating_sub(LAST_ROLLOUTS)..];
@@ -166,25 +196,24 @@ pub fn finish(f: &Finished) -> Result<Summary> {
         per_search
             .iter()
             .enumerate()
-            .map(|(s, rs)| {
-                let owned: Vec<RolloutRecord> = rs.iter().map(|r| (*r).clone()).collect();
-                let b = best_architecture(&owned);
+            .map(|(s, rs)| -> Result<SearchFigures> {
+                let b = choose_best(space, tensors, settings, rs, stop, true)?;
                 let (last, reached, _) = figures(rs);
-                let tests = b
-                    .as_ref()
-                    .map(|b| retrain(space, tensors, settings, b, stop).0)
-                    .unwrap_or_default();
-                SearchFigures {
+                let mean = |tests: &[f64]| (!tests.is_empty()).then(|| mean_sd(tests).0);
+                Ok(SearchFigures {
                     search: s,
                     seed: search::search_seed(settings.seed, s),
                     best_architecture: b.as_ref().map(|b| b.architecture.clone()),
-                    best_dev_accuracy: b.as_ref().map(|b| b.dev_accuracy),
-                    test_accuracy_mean: (!tests.is_empty()).then(|| mean_sd(&tests).0),
+                    best_dev_accuracy: b.as_ref().map(|b| b.candidate.search_best_dev_accuracy),
+                    final_test_accuracy_mean: b.as_ref().and_then(|b| mean(&b.final_tests)),
+                    search_protocol_test_accuracy_mean: b
+                        .as_ref()
+                        .and_then(|b| mean(&b.search_tests)),
                     last_mean_accuracy: last,
                     rollout_reaching_level: reached,
-                }
+                })
             })
-            .collect()
+            .collect::<Result<_>>()?
     } else {
         Vec::new()
     };
@@ -223,14 +252,21 @@ pub fn finish(f: &Finished) -> Result<Summary> {
         // A stop during the retraining interrupts the run too: fewer test accuracies.
         interrupted: interrupted || stop.requested(),
         best_architecture: best.as_ref().map(|b| b.architecture.clone()),
-        best_dev_accuracy: best.as_ref().map(|b| b.dev_accuracy),
-        best_times_sampled: best.as_ref().map(|b| b.times_sampled),
-        test_accuracy_mean: (!test_accuracies.is_empty()).then_some(mean),
-        test_accuracy_sd: (!test_accuracies.is_empty()).then_some(sd),
+        best_dev_accuracy: best.as_ref().map(|b| b.candidate.search_best_dev_accuracy),
+        best_mean_dev_accuracy: best.as_ref().map(|b| b.candidate.search_mean_dev_accuracy),
+        best_times_sampled: best.as_ref().map(|b| b.candidate.times_sampled),
+        final_test_accuracies: final_tests.clone(),
+        final_test_accuracy_mean: final_mean,
+        final_test_accuracy_sd: final_sd,
+        search_protocol_test_accuracies: search_tests.clone(),
+        search_protocol_test_accuracy_mean: search_mean,
+        search_protocol_test_accuracy_sd: search_sd,
+        final_training_interrupted: best.as_ref().is_some_and(|b| b.final_interrupted),
+        final_training_seconds: final_started.elapsed().as_secs_f64(),
+        candidates: best.map(|b| b.judged).unwrap_or_default(),
         bayes_test_accuracy: matches!(source, Source::Moons).then(|| {
             crate::data::moons_bayes_accuracy(&splits.test, DataSettings::default().noise)
         }),
-        test_accuracies,
         distinct_architectures: distinct_architectures(records),
         last_mean_accuracy: last_mean,
         last_rollouts: last_n,
@@ -243,24 +279,112 @@ pub fn finish(f: &Finished) -> Result<Summary> {
     Ok(summary)
 }
 
-/// Trains `best` from scratch with `retrain_seeds` seeds and tests each once; returns the test
-/// accuracies and the first trained child (for the boundary plot).
-fn retrain(
+/// The architecture a search's records choose, and how it tests.
+struct Best {
+    architecture: String,
+    /// How the search saw it.
+    candidate: selection::Candidate,
+    /// Every candidate the final protocol trained (empty when stopped before).
+    judged: Vec<Judged>,
+    /// Final protocol: test accuracy per seed, and the first seed's net.
+    final_tests: Vec<f64>,
+    final_child: Option<Child>,
+    /// The search's child training: the same.
+    search_tests: Vec<f64>,
+    search_child: Option<Child>,
+    final_interrupted: bool,
+}
+
+impl Best {
+    fn chosen(&self) -> Option<&Judged> {
+        self.judged.iter().find(|j| j.chosen)
+    }
+}
+
+/// Chooses the best architecture of `records` (`selection`): the first `final.candidates` by
+/// their shrunk mean dev accuracy are trained with the final protocol, one training per
+/// retraining seed, and the best mean dev accuracy less one standard error wins. Only the
+/// winner is tested, with both protocols. Stopped before or during the final trainings, the
+/// choice falls on the best judged so far, or on the first candidate.
+fn choose_best(
     space: &dyn SearchSpace,
     tensors: &TensorData,
     settings: &Settings,
-    best: &report::Best,
+    records: &[&RolloutRecord],
     stop: &Stop,
-) -> (Vec<f64>, Option<Child>) {
-    let spec = space.decode(&best.decisions, tensors.n_features, tensors.n_classes);
-    retrain_and_test(
-        &spec,
+    quiet: bool,
+) -> Result<Option<Best>> {
+    let fs = &settings.final_training;
+    let candidates = selection::candidates(
+        records
+            .iter()
+            .map(|r| (r.architecture.as_str(), r.accuracy)),
+        fs.candidates,
+        fs.prior_samples,
+    );
+    let Some(first) = candidates.first().cloned() else {
+        return Ok(None);
+    };
+    let decisions: HashMap<&str, &[usize]> = records
+        .iter()
+        .map(|r| (r.architecture.as_str(), r.decisions.as_slice()))
+        .collect();
+    let spec_of = |architecture: &str| {
+        space.decode(
+            decisions[architecture],
+            tensors.n_features,
+            tensors.n_classes,
+        )
+    };
+    let seeds: Vec<u64> = (0..settings.retrain_seeds)
+        .map(|i| retrain_seed(settings.seed, i))
+        .collect();
+    let (mut candidate, mut judged, mut final_children, mut final_interrupted) =
+        (first, Vec::new(), Vec::new(), true);
+    if !stop.requested() {
+        crate::output::progress::say(
+            quiet,
+            &format!(
+                "choosing the best architecture: {} candidates, each trained {} times for {} epochs",
+                candidates.len(),
+                seeds.len(),
+                fs.max_epochs
+            ),
+        );
+        let data = final_training::train_data(tensors);
+        let choice = selection::choose(candidates, |c| {
+            let job = FinalJob::new(spec_of(&c.architecture), fs);
+            final_training::train_seeds(&job, &data, &seeds, stop.flag())
+        })?;
+        final_interrupted = choice.interrupted;
+        if let Some((i, trainings)) = choice.chosen {
+            candidate = choice.judged[i].candidate.clone();
+            final_children = trainings.children;
+        }
+        judged = choice.judged;
+    }
+    let final_tests = final_children
+        .iter()
+        .map(|c| c.accuracy(&tensors.test))
+        .collect();
+    let (search_tests, search_child) = retrain_and_test(
+        &spec_of(&candidate.architecture),
         &settings.child,
         tensors,
         settings.seed,
         settings.retrain_seeds,
         stop,
-    )
+    );
+    Ok(Some(Best {
+        architecture: candidate.architecture.clone(),
+        candidate,
+        judged,
+        final_tests,
+        final_child: final_children.into_iter().next(),
+        search_tests,
+        search_child,
+        final_interrupted,
+    }))
 }
 
 /// Trains `spec` from scratch `times` times (seeds from `seed`) and tests each child once;
@@ -358,20 +482,38 @@ fn accuracy_figure(path: &Path, per_search: &[Vec<&RolloutRecord>], window: usiz
 /// The short report at the end of a run, on stdout.
 pub fn print_summary(summary: &Summary, out: &Path) {
     crate::outln!(
-        "done: {} rollouts in {:.1} s",
+        "done: {} rollouts in {:.1} s, the best chosen and trained in {:.1} s",
         summary.rollouts_done,
-        summary.wall_seconds
+        summary.wall_seconds,
+        summary.final_training_seconds
     );
-    if let (Some(arch), Some(acc)) = (&summary.best_architecture, summary.best_dev_accuracy) {
+    if let (Some(arch), Some(acc), Some(mean)) = (
+        &summary.best_architecture,
+        summary.best_dev_accuracy,
+        summary.best_mean_dev_accuracy,
+    ) {
+        let how = match summary.candidates.iter().find(|j| j.chosen) {
+            Some(j) => format!(
+                "chosen of {} candidates by final dev accuracy {:.3} +- {:.3}; ",
+                summary.candidates.len(),
+                j.final_dev_accuracy_mean,
+                j.final_dev_accuracy_sd
+            ),
+            None => String::new(),
+        };
         crate::outln!(
-            "best architecture: {arch} (dev accuracy {acc:.3}, sampled {} times)",
+            "best architecture: {arch} ({how}in the search: sampled {} times, dev accuracy mean {mean:.3}, highest {acc:.3})",
             summary.best_times_sampled.unwrap_or(0)
         );
     }
-    if let (Some(m), Some(sd)) = (summary.test_accuracy_mean, summary.test_accuracy_sd) {
+    if let (Some(m), Some(sd)) = (
+        summary.final_test_accuracy_mean,
+        summary.final_test_accuracy_sd,
+    ) {
         crate::outln!(
-            "test accuracy of the best, retrained {} times: {:.2} % +- {:.2}{}",
-            summary.test_accuracies.len(),
+            "final test accuracy, {} trainings of {} epochs: {:.2} % +- {:.2}{}{}",
+            summary.final_test_accuracies.len(),
+            summary.settings.final_training.max_epochs,
             100.0 * m,
             100.0 * sd,
             summary
@@ -380,7 +522,23 @@ pub fn print_summary(summary: &Summary, out: &Path) {
                     " (the Bayes-optimal classifier: {:.2} % on these test points)",
                     100.0 * b
                 ))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            if summary.final_training_interrupted {
+                " [final trainings interrupted]"
+            } else {
+                ""
+            }
+        );
+    }
+    if let (Some(m), Some(sd)) = (
+        summary.search_protocol_test_accuracy_mean,
+        summary.search_protocol_test_accuracy_sd,
+    ) {
+        crate::outln!(
+            "search-protocol test accuracy (trained as the search trains children, {} seeds): {:.2} % +- {:.2}",
+            summary.search_protocol_test_accuracies.len(),
+            100.0 * m,
+            100.0 * sd
         );
     }
     crate::outln!(
@@ -393,12 +551,13 @@ pub fn print_summary(summary: &Summary, out: &Path) {
     );
     for f in &summary.searches {
         crate::outln!(
-            "  search {} (seed {}): best {} dev {:.3}, test {:.2} %, last-{} mean {:.3}, reached {:.2} at {}",
+            "  search {} (seed {}): best {} dev {:.3}, final test {:.2} % (search protocol {:.2} %), last-{} mean {:.3}, reached {:.2} at {}",
             f.search,
             f.seed,
             f.best_architecture.as_deref().unwrap_or("-"),
             f.best_dev_accuracy.unwrap_or(0.0),
-            100.0 * f.test_accuracy_mean.unwrap_or(0.0),
+            100.0 * f.final_test_accuracy_mean.unwrap_or(0.0),
+            100.0 * f.search_protocol_test_accuracy_mean.unwrap_or(0.0),
             summary.last_rollouts,
             f.last_mean_accuracy,
             summary.reach_level,

@@ -14,6 +14,26 @@ pub fn archsearch(args: &[&str]) -> Output {
     bin().args(args).output().expect("the binary runs")
 }
 
+/// Settings that shrink the final training of the chosen architecture (a few epochs, two
+/// candidates, two seeds), so that an end-to-end search ends in seconds.
+pub const QUICK_FINAL: [&str; 6] = [
+    "--set",
+    "final.max_epochs=6",
+    "--set",
+    "final.candidates=2",
+    "--set",
+    "retrain_seeds=2",
+];
+
+/// Runs the binary to completion with `args` and then QUICK_FINAL.
+pub fn archsearch_quick(args: &[&str]) -> Output {
+    bin()
+        .args(args)
+        .args(QUICK_FINAL)
+        .output()
+        .expect("the binary runs")
+}
+
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }

@@ -153,6 +153,8 @@ pub const CL_PARTITION_MAX: usize = 64; // groups of a Partition
 pub const CL_DECISIONS_MAX: usize = 1000; // decisions of one configuration
 
 // --- Output ---
+pub const MIN_REWARD_SD: f64 = 0.01; // smallest reward sd the baseline divides by (keeps the first advantages finite)
+pub const REACH_LEVEL: f64 = 0.90; // moving-average level whose first crossing summary.json reports
 pub const MOVING_AVERAGE: usize = 100; // window of the moving averages (plots, progress, summary)
 pub const LAST_ROLLOUTS: usize = 500; // summary's "last" mean covers this many final rollouts
 pub const OUT_ROOT: &str = "runs"; // default --out is OUT_ROOT/<date-time>

@@ -1,6 +1,7 @@
 //! archsearch: neural architecture search on tch (libtorch). The default run reproduces the
 //! half-moon NAS demo (a GRU controller trained by REINFORCE, after Zoph & Le 2016).
 
+pub mod best;
 #[cfg(feature = "choice-list")]
 pub mod choice_list;
 pub mod cli;
@@ -12,6 +13,8 @@ pub mod nn;
 pub mod outdir;
 pub mod output;
 pub mod search;
+pub mod seeds;
 pub mod selection;
 pub mod space;
+pub mod stats;
 pub mod strategy;

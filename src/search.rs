@@ -1,228 +1,200 @@
-//! The search loop of Zoph & Le (2016) as the half-moon demo runs it: sample architectures from
-//! the controller, train each child, reward = shaping + dev accuracy, one REINFORCE update.
-//! It sees a space only through `SearchSpace` and children only through `ChildTrainer`.
+//! The one search loop of every command: each search asks its strategy for proposals, the
+//! evaluator trains (or scores) their children, each strategy is told the outcomes, and the
+//! records go to the caller, who writes them and checkpoints. Several searches (strategies and
+//! seeds) advance side by side, so their children train as one batch. The loop sees strategies
+//! only through `Strategy` and children only through `Evaluator`: it names no space and no
+//! model.
 
 use std::time::Instant;
 
 use anyhow::Result;
-use rand::SeedableRng;
 use rand_pcg::Pcg64;
 
-use crate::config::Settings;
-use crate::nn::child::TensorData;
-use crate::nn::trainer::{ChildJob, ChildTrainer};
-use crate::space::SearchSpace;
-use crate::strategy::controller::{Baseline, Controller};
+use crate::nn::evaluator::{EvalJob, Evaluator};
+use crate::output::checkpoint::SearchCheckpoint;
+use crate::output::record::Record;
+use crate::seeds::child_seed;
+use crate::strategy::reinforce::Diverged;
+use crate::strategy::Strategy;
 
-/// One finished rollout, as written to rollouts.csv.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RolloutRecord {
-    /// Which of the searches run in lockstep (0 when there is one).
-    pub search: usize,
-    /// 1-based rollout number within its search.
-    pub rollout: usize,
-    pub decisions: Vec<usize>,
-    pub architecture: String,
-    /// Dev accuracy of the child's last epoch (0 if it diverged).
-    pub accuracy: f64,
-    /// Shaping terms plus accuracy.
-    pub reward: f64,
-    /// Entropy weight used in the update that learned from this rollout.
-    pub beta: f64,
-    /// REINFORCE loss of that update.
-    pub loss: f64,
-    pub epochs: usize,
-    /// Wall seconds of this rollout (its share of the update when several train together).
-    pub seconds: f64,
-    pub diverged: bool,
+/// One search: a strategy, its seed and its random stream.
+pub struct Search<'a> {
+    pub strategy: Box<dyn Strategy + 'a>,
+    pub seed: u64,
+    pub rng: Pcg64,
 }
 
-/// Everything a search needs to continue: one controller, generator and baseline per search.
-pub struct SearchState {
-    pub controllers: Vec<Controller>,
-    pub rngs: Vec<Pcg64>,
-    pub baselines: Vec<Baseline>,
-    /// Entropy weight for the next update.
-    pub beta: f64,
-    /// Rollouts done per search.
-    pub done: usize,
-}
-
-impl SearchState {
-    /// A fresh state: search `s` uses seed `settings.seed + s` for its controller and sampling.
-    pub fn new(space: &dyn SearchSpace, settings: &Settings, device: tch::Device) -> Self {
-        let mut controllers = Vec::new();
-        let mut rngs = Vec::new();
-        for s in 0..settings.searches {
-            let mut rng = Pcg64::seed_from_u64(search_seed(settings.seed, s));
-            controllers.push(Controller::new(
-                space.vocabulary(),
-                settings.controller_hidden,
-                settings.feed_previous_action,
-                device,
-                &mut rng,
-            ));
-            rngs.push(rng);
-        }
-        SearchState {
-            controllers,
-            rngs,
-            baselines: vec![
-                Baseline::new(
-                    settings.use_baseline,
-                    settings.baseline_decay,
-                    settings.normalise_advantage
-                );
-                settings.searches
-            ],
-            beta: settings.entropy_beta,
-            done: 0,
+impl<'a> Search<'a> {
+    /// A search of `strategy`, its stream drawn from `seed`.
+    pub fn new(strategy: Box<dyn Strategy + 'a>, seed: u64, rng: Pcg64) -> Self {
+        Search {
+            strategy,
+            seed,
+            rng,
         }
     }
 }
 
-impl SearchState {
-    /// What a checkpoint keeps of each search.
-    pub fn checkpoint(&self) -> Vec<crate::output::checkpoint::SearchCheckpoint> {
-        (0..self.controllers.len())
-            .map(|s| {
-                let (controller, adam_m, adam_v, adam_step) = self.controllers[s].state();
-                crate::output::checkpoint::SearchCheckpoint {
-                    controller,
-                    adam_m,
-                    adam_v,
-                    adam_step,
-                    rng: self.rngs[s].clone(),
-                    baseline: self.baselines[s].clone(),
-                }
+/// Everything the loop needs to continue: the searches and how far they got.
+pub struct SearchState<'a> {
+    pub searches: Vec<Search<'a>>,
+    /// Rollouts done per search (the searches advance together).
+    pub done: usize,
+}
+
+impl<'a> SearchState<'a> {
+    /// Each search's (strategy, seed): what tells its records apart.
+    pub fn keys(&self) -> Vec<(String, u64)> {
+        self.searches
+            .iter()
+            .map(|s| (s.strategy.name().to_string(), s.seed))
+            .collect()
+    }
+
+    /// What a checkpoint keeps; an error names the search whose state is not finite.
+    pub fn checkpoint(&self) -> Result<Vec<SearchCheckpoint>> {
+        self.searches
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                Ok(SearchCheckpoint {
+                    strategy: s.strategy.name().to_string(),
+                    seed: s.seed,
+                    rng: s.rng.clone(),
+                    state: s
+                        .strategy
+                        .state()
+                        .map_err(|e| anyhow::anyhow!("search {i}'s {e}"))?,
+                })
             })
             .collect()
     }
 
-    /// The state a checkpoint describes.
-    pub fn from_checkpoint(
-        space: &dyn SearchSpace,
-        settings: &Settings,
-        device: tch::Device,
-        saved: &crate::output::checkpoint::Checkpoint,
-    ) -> Result<Self> {
-        let mut state = SearchState::new(space, settings, device);
-        if saved.searches.len() != settings.searches {
-            anyhow::bail!(
-                "the checkpoint holds {} searches, the settings {}",
-                saved.searches.len(),
-                settings.searches
+    /// Continues from a checkpoint of the same searches, `done` rollouts each.
+    pub fn restore(&mut self, saved: &[SearchCheckpoint], done: usize) -> Result<()> {
+        anyhow::ensure!(
+            saved.len() == self.searches.len(),
+            "the checkpoint holds {} searches, the settings {}",
+            saved.len(),
+            self.searches.len()
+        );
+        for (s, c) in self.searches.iter_mut().zip(saved) {
+            anyhow::ensure!(
+                s.strategy.name() == c.strategy && s.seed == c.seed,
+                "the checkpoint holds a search of {} seed {} where this run has {} seed {}",
+                c.strategy,
+                c.seed,
+                s.strategy.name(),
+                s.seed
             );
+            s.strategy.restore(&c.state)?;
+            s.rng = c.rng.clone();
         }
-        for (s, c) in saved.searches.iter().enumerate() {
-            state.controllers[s]
-                .restore(&c.controller, &c.adam_m, &c.adam_v, c.adam_step)
-                .map_err(anyhow::Error::msg)?;
-            state.rngs[s] = c.rng.clone();
-            state.baselines[s] = c.baseline.clone();
-        }
-        state.beta = saved.beta;
-        state.done = saved.done;
-        Ok(state)
+        self.done = done;
+        Ok(())
     }
 }
 
-/// The seed of search `s` of a run seeded `seed`.
-pub fn search_seed(seed: u64, s: usize) -> u64 {
-    seed.wrapping_add(s as u64)
+/// How far the loop goes and in what steps.
+#[derive(Clone, Copy, Debug)]
+pub struct LoopSettings {
+    /// Rollouts per search.
+    pub rollouts: usize,
+    /// Proposals each search asks for at once (and its strategy learns from at once).
+    pub per_update: usize,
 }
 
-/// The seed of the child of a rollout (1-based), independent of how rollouts are batched.
-pub fn child_seed(search_seed: u64, rollout: usize) -> u64 {
-    splitmix64(splitmix64(search_seed) ^ rollout as u64)
-}
-
-/// SplitMix64's finaliser: a cheap bijective mixer for deriving independent seeds.
-pub fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// Runs updates until `settings.rollouts` rollouts per search are done or `keep_going` says
-/// stop (or the trainer gives a batch up on a stop); `on_update` gets each update's records
-/// (all searches) after the controllers learned.
+/// Runs updates until every search has done `settings.rollouts` rollouts or `keep_going` says
+/// stop (or the evaluator gives a batch up on a stop); `on_update` gets each update's records
+/// (every search's, in search order) after the strategies learned.
 pub fn run(
-    space: &dyn SearchSpace,
-    data: &TensorData,
-    settings: &Settings,
-    trainer: &mut dyn ChildTrainer,
+    evaluator: &mut dyn Evaluator,
+    settings: LoopSettings,
     state: &mut SearchState,
-    on_update: &mut dyn FnMut(&[RolloutRecord], &SearchState) -> Result<()>,
+    on_update: &mut dyn FnMut(&[Record], &SearchState) -> Result<()>,
     keep_going: &dyn Fn() -> bool,
 ) -> Result<()> {
     while state.done < settings.rollouts && keep_going() {
         let started = Instant::now();
-        let k = settings
-            .rollouts_per_update
-            .min(settings.rollouts - state.done);
-        // Kept to forget the batch if a stop cuts its training short.
-        let rngs_before = state.rngs.clone();
-        let mut sequences = Vec::with_capacity(settings.searches);
-        let mut jobs = Vec::with_capacity(settings.searches * k);
-        for s in 0..settings.searches {
-            let seqs = state.controllers[s].sample(space, k, &mut state.rngs[s]);
-            for (j, seq) in seqs.iter().enumerate() {
-                let spec = space.decode(seq, data.n_features, data.n_classes);
-                jobs.push(ChildJob {
-                    spec,
-                    settings: settings.child.clone(),
-                    seed: child_seed(search_seed(settings.seed, s), state.done + j + 1),
-                });
-            }
-            sequences.push(seqs);
+        let k = settings.per_update.min(settings.rollouts - state.done);
+        // A strategy's `ask` changes only its stream (and what it keeps for `tell`): the
+        // streams are kept to forget the batch if a stop cuts its evaluation short.
+        let streams: Vec<Pcg64> = state.searches.iter().map(|s| s.rng.clone()).collect();
+        let mut proposals = Vec::with_capacity(state.searches.len());
+        for s in state.searches.iter_mut() {
+            let asked = s.strategy.ask(k, &mut s.rng)?;
+            anyhow::ensure!(
+                asked.len() == k,
+                "{} proposed {} of {k}",
+                s.strategy.name(),
+                asked.len()
+            );
+            proposals.push(asked);
         }
-        let Some(outcomes) = trainer.train_batch(&jobs) else {
-            // Stopped mid-batch: the state is as if the batch had never been sampled, so the
+        let done = state.done;
+        let jobs: Vec<EvalJob> = state
+            .searches
+            .iter()
+            .zip(&proposals)
+            .flat_map(|(s, ps)| {
+                ps.iter().enumerate().map(move |(j, p)| EvalJob {
+                    config: &p.config,
+                    seed: p.seed.unwrap_or(child_seed(s.seed, done + j + 1)),
+                })
+            })
+            .collect();
+        let Some(outcomes) = evaluator.evaluate(&jobs)? else {
+            // Stopped mid-batch: the state is as if the batch had never been proposed, so the
             // checkpoint written next resumes exactly.
-            state.rngs = rngs_before;
+            for (s, rng) in state.searches.iter_mut().zip(streams) {
+                s.rng = rng;
+            }
             return Ok(());
         };
         let seconds = started.elapsed().as_secs_f64() / jobs.len() as f64;
         let mut records = Vec::with_capacity(jobs.len());
-        for (s, seqs) in sequences.iter().enumerate() {
-            let outcomes = &outcomes[s * k..(s + 1) * k];
-            let rewards: Vec<f64> = seqs
-                .iter()
+        for (i, (s, ps)) in state.searches.iter_mut().zip(proposals).enumerate() {
+            let outcomes = &outcomes[i * k..(i + 1) * k];
+            let results: Vec<_> = ps
+                .into_iter()
                 .zip(outcomes)
-                .map(|(seq, o)| shaping(space, seq) + o.accuracy)
+                .map(|(p, o)| (p, o.accuracy))
                 .collect();
-            let advantages = state.baselines[s].advantages(&rewards);
-            let stats = state.controllers[s]
-                .reinforce(space, seqs, &advantages, state.beta, settings)
-                .map_err(|why| diverged(s, state.done + k, &why))?;
-            for (j, ((seq, o), reward)) in seqs.iter().zip(outcomes).zip(&rewards).enumerate() {
-                records.push(RolloutRecord {
-                    search: s,
+            let told =
+                s.strategy
+                    .tell(&results)
+                    .map_err(|e| match e.downcast_ref::<Diverged>() {
+                        Some(why) => diverged(i, state.done + k, &why.0),
+                        None => e,
+                    })?;
+            for (j, ((p, _), o)) in results.iter().zip(outcomes).enumerate() {
+                records.push(Record {
+                    search: i,
+                    strategy: s.strategy.name().to_string(),
+                    seed: s.seed,
                     rollout: state.done + j + 1,
-                    decisions: seq.clone(),
-                    architecture: space.describe(seq),
+                    architecture: match &p.config {
+                        serde_json::Value::String(text) => text.clone(),
+                        other => other.to_string(),
+                    },
                     accuracy: o.accuracy,
-                    reward: *reward,
-                    beta: state.beta,
-                    loss: stats.loss,
+                    reward: told.rewards.get(j).copied().unwrap_or(o.accuracy),
+                    beta: told.beta,
+                    loss: told.loss,
                     epochs: o.epochs,
                     seconds,
                     diverged: o.diverged,
                 });
             }
         }
-        // The entropy schedule stays per rollout: k rollouts decay beta k times.
-        state.beta =
-            (state.beta * settings.entropy_decay.powi(k as i32)).max(settings.entropy_floor);
         state.done += k;
         on_update(&records, state)?;
     }
     Ok(())
 }
 
-/// The error that stops a search whose controller update would leave finite numbers.
+/// The error that stops a search whose controller update would leave numbers that are not
+/// finite.
 pub fn diverged(search: usize, rollout: usize, why: &str) -> anyhow::Error {
     anyhow::anyhow!(
         "the controller of search {search} diverged at rollout {rollout} ({why}); the search stopped \
@@ -231,16 +203,13 @@ pub fn diverged(search: usize, rollout: usize, why: &str) -> anyhow::Error {
     )
 }
 
-/// The sum of a sequence's shaping terms, each computed as its decision was sampled.
-pub fn shaping(space: &dyn SearchSpace, decisions: &[usize]) -> f64 {
-    (1..=decisions.len())
-        .map(|n| space.step_reward(&decisions[..n]))
-        .sum()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nn::child::TrainOutcome;
+    use crate::seeds::{search_seed, stream};
+    use crate::strategy::{Proposal, Told};
+    use serde_json::{json, Value};
 
     #[test]
     fn child_seeds_differ_across_rollouts_and_searches() {
@@ -250,5 +219,212 @@ mod tests {
                 assert!(seen.insert(child_seed(search_seed(7, s), r)));
             }
         }
+    }
+
+    /// Proposes 0, 1, 2, ... and remembers the fitness it was told.
+    struct Counter {
+        next: i64,
+        told: Vec<f64>,
+    }
+
+    impl Strategy for Counter {
+        fn name(&self) -> &'static str {
+            "counter"
+        }
+        fn ask(&mut self, n: usize, _: &mut Pcg64) -> Result<Vec<Proposal>> {
+            Ok((0..n as i64)
+                .map(|i| Proposal::of(json!(self.next + i)))
+                .collect())
+        }
+        fn tell(&mut self, results: &[(Proposal, f64)]) -> Result<Told> {
+            self.told.extend(results.iter().map(|(_, f)| f));
+            self.next += results.len() as i64;
+            Ok(Told::default())
+        }
+        fn state(&self) -> Result<Value> {
+            Ok(json!([self.next, self.told]))
+        }
+        fn restore(&mut self, state: &Value) -> Result<()> {
+            let (next, told): (i64, Vec<f64>) = serde_json::from_value(state.clone())?;
+            self.next = next;
+            self.told = told;
+            Ok(())
+        }
+    }
+
+    /// Accuracy = the configuration / 100; stops (None) at the `stop_at`-th call.
+    struct Scorer {
+        calls: usize,
+        stop_at: usize,
+        seeds: Vec<u64>,
+    }
+
+    impl Evaluator for Scorer {
+        fn evaluate(&mut self, jobs: &[EvalJob]) -> Result<Option<Vec<TrainOutcome>>> {
+            self.calls += 1;
+            if self.calls == self.stop_at {
+                return Ok(None);
+            }
+            self.seeds.extend(jobs.iter().map(|j| j.seed));
+            Ok(Some(
+                jobs.iter()
+                    .map(|j| TrainOutcome {
+                        accuracy: j.config.as_f64().unwrap() / 100.0,
+                        epochs: 1,
+                        diverged: false,
+                        history: Vec::new(),
+                    })
+                    .collect(),
+            ))
+        }
+    }
+
+    fn two_searches<'a>() -> SearchState<'a> {
+        let counter = || {
+            Box::new(Counter {
+                next: 0,
+                told: vec![],
+            }) as Box<dyn Strategy>
+        };
+        SearchState {
+            searches: vec![
+                Search::new(counter(), 5, stream(5, None)),
+                Search::new(counter(), 6, stream(6, None)),
+            ],
+            done: 0,
+        }
+    }
+
+    #[test]
+    fn searches_advance_together_and_each_is_told_its_own_outcomes() {
+        let mut state = two_searches();
+        let mut ev = Scorer {
+            calls: 0,
+            stop_at: 0,
+            seeds: vec![],
+        };
+        let mut records = Vec::new();
+        let settings = LoopSettings {
+            rollouts: 5,
+            per_update: 2,
+        };
+        run(
+            &mut ev,
+            settings,
+            &mut state,
+            &mut |r, _| {
+                records.extend_from_slice(r);
+                Ok(())
+            },
+            &|| true,
+        )
+        .unwrap();
+        assert_eq!(state.done, 5);
+        // Batches of 2, 2 and 1 per search, search 0's first in each batch.
+        let order: Vec<(usize, usize)> = records.iter().map(|r| (r.search, r.rollout)).collect();
+        assert_eq!(
+            order,
+            vec![
+                (0, 1),
+                (0, 2),
+                (1, 1),
+                (1, 2),
+                (0, 3),
+                (0, 4),
+                (1, 3),
+                (1, 4),
+                (0, 5),
+                (1, 5)
+            ]
+        );
+        assert!(records
+            .iter()
+            .all(|r| r.accuracy == (r.rollout - 1) as f64 / 100.0));
+        // The child seeds are those of each search's rollouts, whatever the batching.
+        let mut expected: Vec<u64> = Vec::new();
+        for (from, to) in [(1, 2), (3, 4), (5, 5)] {
+            for seed in [5, 6] {
+                expected.extend((from..=to).map(|r| child_seed(seed, r)));
+            }
+        }
+        assert_eq!(ev.seeds, expected);
+    }
+
+    #[test]
+    fn a_stopped_batch_is_forgotten_and_a_restored_state_continues_identically() {
+        let settings = LoopSettings {
+            rollouts: 6,
+            per_update: 2,
+        };
+        let mut whole = two_searches();
+        let mut all = Vec::new();
+        let mut ev = Scorer {
+            calls: 0,
+            stop_at: 0,
+            seeds: vec![],
+        };
+        run(
+            &mut ev,
+            settings,
+            &mut whole,
+            &mut |r, _| {
+                all.extend_from_slice(r);
+                Ok(())
+            },
+            &|| true,
+        )
+        .unwrap();
+
+        // Stopped in the second batch: one batch done, the second forgotten.
+        let mut part = two_searches();
+        let mut first = Vec::new();
+        let mut ev = Scorer {
+            calls: 0,
+            stop_at: 2,
+            seeds: vec![],
+        };
+        run(
+            &mut ev,
+            settings,
+            &mut part,
+            &mut |r, _| {
+                first.extend_from_slice(r);
+                Ok(())
+            },
+            &|| true,
+        )
+        .unwrap();
+        assert_eq!(part.done, 2);
+        let saved = part.checkpoint().unwrap();
+        let mut resumed = two_searches();
+        resumed.restore(&saved, part.done).unwrap();
+        let mut rest = Vec::new();
+        let mut ev = Scorer {
+            calls: 0,
+            stop_at: 0,
+            seeds: vec![],
+        };
+        run(
+            &mut ev,
+            settings,
+            &mut resumed,
+            &mut |r, _| {
+                rest.extend_from_slice(r);
+                Ok(())
+            },
+            &|| true,
+        )
+        .unwrap();
+        first.extend(rest);
+        let strip = |rs: &[Record]| -> Vec<(usize, usize, String, f64)> {
+            rs.iter()
+                .map(|r| (r.search, r.rollout, r.architecture.clone(), r.accuracy))
+                .collect()
+        };
+        assert_eq!(strip(&first), strip(&all));
+        assert!(
+            resumed.restore(&saved[..1], 2).is_err(),
+            "a search is missing"
+        );
     }
 }

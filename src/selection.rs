@@ -99,7 +99,7 @@ pub struct Judged {
 
 /// Mean, sample sd and `mean - sd / sqrt(n)` of a candidate's final dev accuracies.
 pub fn score(dev_accuracies: &[f64]) -> (f64, f64, f64) {
-    let (mean, sd) = crate::output::report::mean_sd(dev_accuracies);
+    let (mean, sd) = crate::stats::mean_sd(dev_accuracies);
     (
         mean,
         sd,
@@ -173,7 +173,7 @@ pub fn choose<R>(
             final_dev_accuracy_mean: mean,
             final_dev_accuracy_sd: sd,
             final_score: s,
-            final_dev_loss_mean: crate::output::report::mean_sd(&trained.dev_losses).0,
+            final_dev_loss_mean: crate::stats::mean_sd(&trained.dev_losses).0,
             chosen: false,
         });
         let scores: Vec<(f64, f64)> = judged

@@ -58,7 +58,7 @@ fn a_short_search_with_each_strategy_writes_every_file() {
             summary["final_test_accuracies"].as_array().unwrap().len(),
             2
         );
-        assert_eq!(summary["controller_settings"]["final"]["candidates"], 2);
+        assert_eq!(summary["settings"]["final"]["candidates"], 2);
         let chosen: Vec<&serde_json::Value> = summary["candidates"]
             .as_array()
             .unwrap()
@@ -94,9 +94,9 @@ fn all_strategies_over_seeds_share_the_budget() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
-    let runs = summary["runs"].as_array().unwrap();
+    let runs = summary["searches"].as_array().unwrap();
     assert_eq!(runs.len(), 6);
-    assert!(runs.iter().all(|r| r["evaluations"] == 8));
+    assert!(runs.iter().all(|r| r["rollouts"] == 8));
 }
 
 #[test]

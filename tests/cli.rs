@@ -30,8 +30,10 @@ fn a_short_search_writes_every_file() {
     let mut reader = csv::Reader::from_path(out.join("rollouts.csv")).unwrap();
     let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
     assert_eq!(
-        header[..8],
+        header,
         [
+            "strategy",
+            "seed",
             "rollout",
             "architecture",
             "accuracy",
@@ -39,7 +41,8 @@ fn a_short_search_writes_every_file() {
             "beta",
             "loss",
             "epochs",
-            "seconds"
+            "seconds",
+            "diverged"
         ]
     );
     let summary: serde_json::Value =
@@ -97,8 +100,8 @@ fn a_short_search_writes_every_file() {
     assert!(summary["distinct_architectures"].as_u64().unwrap() >= 2);
     // Every architecture is in the reference's notation and the reward is accuracy + shaping.
     for row in &rows {
-        assert!(row[1].starts_with('[') && row[1].ends_with(']'));
-        let (acc, reward): (f64, f64) = (row[2].parse().unwrap(), row[3].parse().unwrap());
+        assert!(row[3].starts_with('[') && row[3].ends_with(']'));
+        let (acc, reward): (f64, f64) = (row[4].parse().unwrap(), row[5].parse().unwrap());
         assert!(reward <= acc + 1e-9 && reward >= acc - 1.6);
     }
 }

@@ -103,31 +103,42 @@ fn killed_at_random_moments_and_resumed_is_the_same_search() {
 fn sigint_stops_cleanly_with_a_summary_and_plots() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    let child = bin()
-        .args([
-            "--rollouts",
-            "100000",
-            "--out",
-            out.to_str().unwrap(),
-            "--quiet",
-        ])
+    let mut child = bin()
+        .args(["--rollouts", "100000", "--out", out.to_str().unwrap()])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Timed from the run's first line, printed once its signal handlers are installed: a
+    // loaded machine's slow start cannot turn SIGINT into death by signal. stderr is read to
+    // the end meanwhile, so the run never blocks on a full pipe.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let err = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut text = Vec::new();
+        let mut first = true;
+        let mut byte = [0u8; 1];
+        let mut err = err;
+        while let Ok(1) = err.read(&mut byte) {
+            text.push(byte[0]);
+            if first && byte[0] == b'\n' {
+                first = false;
+                let _ = tx.send(());
+            }
+        }
+        String::from_utf8_lossy(&text).into_owned()
+    });
+    let _ = rx.recv_timeout(Duration::from_secs(120));
     std::thread::sleep(Duration::from_millis(1500));
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    let o = child.wait_with_output().unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(130),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let status = child.wait().unwrap();
+    let text = reader.join().unwrap();
+    assert_eq!(status.code(), Some(130), "{text}");
     let s = summary(&out);
     assert_eq!(s["interrupted"], true);
     let done = s["rollouts_done"].as_u64().unwrap();

@@ -274,7 +274,10 @@ fn a_refused_resume_changes_no_byte() {
     // has rows past it, which a resume cuts) and a controller of the wrong size.
     let mut saved = archsearch::output::checkpoint::load(&run).unwrap();
     saved.done = 50;
-    saved.searches[0].controller.pop();
+    saved.searches[0].state["controller"]
+        .as_array_mut()
+        .unwrap()
+        .pop();
     archsearch::output::checkpoint::save(&run, &saved).unwrap();
     let before = snapshot(&run);
     let o = archsearch(&["--resume", run_s, "--quiet"]);
@@ -283,7 +286,10 @@ fn a_refused_resume_changes_no_byte() {
 
     // A good checkpoint, but rollouts.csv with a row repeated where one is missing.
     let mut saved = archsearch::output::checkpoint::load(&run).unwrap();
-    saved.searches[0].controller.push(0.0);
+    saved.searches[0].state["controller"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!(0.0));
     archsearch::output::checkpoint::save(&run, &saved).unwrap();
     let csv = run.join("rollouts.csv");
     let text = std::fs::read_to_string(&csv).unwrap();

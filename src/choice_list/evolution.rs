@@ -1,34 +1,48 @@
 //! Aging (regularized) evolution, Real et al. 2019, as hannah runs it (docs/algorithms.md
-//! §2), and random search, both as ask/tell objects: the caller evaluates configurations however
-//! it likes (one by one or in batches) and reports each fitness back. Higher fitness is better.
+//! §2), and random search, both strategies of the one search loop (`crate::strategy::Strategy`):
+//! configurations are proposed one at a time and each fitness is recorded back. Higher fitness
+//! is better.
 
+use anyhow::Result;
 use rand::{Rng, RngExt};
+use rand_pcg::Pcg64;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::collections::VecDeque;
 
 use super::mutate::mutate;
 use super::param::{Config, Param};
 use super::sample::sample;
 use crate::error::UsageError;
+use crate::strategy::{Proposal, Strategy, Told};
 
 pub use crate::config::{
     EVOLUTION_EPS as EPS, EVOLUTION_POPULATION as POPULATION, EVOLUTION_SAMPLE_SIZE as SAMPLE_SIZE,
 };
 
-/// A search strategy the caller drives: `ask` for configurations, `tell` their fitness.
-pub trait AskTell {
-    /// The next configuration to evaluate; may be called several times before `tell`.
-    fn ask<R: Rng + ?Sized>(&mut self, rng: &mut R) -> Config;
-    /// Reports the fitness of an evaluated configuration (NaN counts as the worst).
-    fn tell(&mut self, config: Config, fitness: f64) -> Result<(), UsageError>;
-    /// The fittest configuration told so far.
-    fn best(&self) -> Option<&Member>;
-}
-
-/// An evaluated configuration.
-#[derive(Clone, Debug, PartialEq)]
+/// An evaluated configuration (a NaN fitness, a failed evaluation, is kept as JSON null).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Member {
     pub config: Config,
+    #[serde(with = "nan_as_null")]
     pub fitness: f64,
+}
+
+/// JSON has no NaN: a NaN fitness is written as null and read back as NaN.
+mod nan_as_null {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_finite() {
+            s.serialize_f64(*v)
+        } else {
+            s.serialize_none()
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+    }
 }
 
 /// NaN (a failed evaluation) ranks below everything.
@@ -96,11 +110,11 @@ impl AgingEvolution {
     }
 }
 
-impl AskTell for AgingEvolution {
+impl AgingEvolution {
     /// Random samples until `population_size` results are back; then, with probability `eps`,
     /// a random sample, else a mutation of the fittest of `sample_size` members drawn uniformly
     /// with replacement (as in the paper's pseudocode).
-    fn ask<R: Rng + ?Sized>(&mut self, rng: &mut R) -> Config {
+    pub fn propose<R: Rng + ?Sized>(&mut self, rng: &mut R) -> Config {
         let n = self.population.len();
         if n < self.population_size || rng.random_bool(self.eps) {
             return sample(&self.space, rng);
@@ -114,7 +128,7 @@ impl AskTell for AgingEvolution {
     }
 
     /// Appends the member and drops the oldest once the population is over size.
-    fn tell(&mut self, config: Config, fitness: f64) -> Result<(), UsageError> {
+    pub fn record(&mut self, config: Config, fitness: f64) -> Result<(), UsageError> {
         self.space.check(&config)?;
         let member = Member { config, fitness };
         keep_best(&mut self.best, &member);
@@ -125,7 +139,8 @@ impl AskTell for AgingEvolution {
         Ok(())
     }
 
-    fn best(&self) -> Option<&Member> {
+    /// The fittest configuration recorded so far.
+    pub fn best(&self) -> Option<&Member> {
         self.best.as_ref()
     }
 }
@@ -144,19 +159,100 @@ impl RandomSearch {
     }
 }
 
-impl AskTell for RandomSearch {
-    fn ask<R: Rng + ?Sized>(&mut self, rng: &mut R) -> Config {
+impl RandomSearch {
+    pub fn propose<R: Rng + ?Sized>(&mut self, rng: &mut R) -> Config {
         sample(&self.space, rng)
     }
 
-    fn tell(&mut self, config: Config, fitness: f64) -> Result<(), UsageError> {
+    pub fn record(&mut self, config: Config, fitness: f64) -> Result<(), UsageError> {
         self.space.check(&config)?;
         keep_best(&mut self.best, &Member { config, fitness });
         Ok(())
     }
 
-    fn best(&self) -> Option<&Member> {
+    /// The fittest configuration recorded so far.
+    pub fn best(&self) -> Option<&Member> {
         self.best.as_ref()
+    }
+}
+
+/// What a checkpoint keeps of either strategy.
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    population: Vec<Member>,
+    best: Option<Member>,
+}
+
+impl Strategy for AgingEvolution {
+    fn name(&self) -> &'static str {
+        "evolution"
+    }
+
+    fn ask(&mut self, n: usize, rng: &mut Pcg64) -> Result<Vec<Proposal>> {
+        Ok((0..n).map(|_| Proposal::of(self.propose(rng))).collect())
+    }
+
+    fn tell(&mut self, results: &[(Proposal, f64)]) -> Result<Told> {
+        for (p, fitness) in results {
+            self.record(p.config.clone(), *fitness)?;
+        }
+        Ok(Told {
+            rewards: results.iter().map(|(_, f)| *f).collect(),
+            ..Told::default()
+        })
+    }
+
+    fn state(&self) -> Result<Value> {
+        Ok(serde_json::to_value(Saved {
+            population: self.population.iter().cloned().collect(),
+            best: self.best.clone(),
+        })?)
+    }
+
+    fn restore(&mut self, state: &Value) -> Result<()> {
+        let saved: Saved = serde_json::from_value(state.clone())?;
+        anyhow::ensure!(
+            saved.population.len() <= self.population_size,
+            "a population of {} where the strategy keeps {}",
+            saved.population.len(),
+            self.population_size
+        );
+        self.population = saved.population.into();
+        self.best = saved.best;
+        Ok(())
+    }
+}
+
+impl Strategy for RandomSearch {
+    fn name(&self) -> &'static str {
+        "random"
+    }
+
+    fn ask(&mut self, n: usize, rng: &mut Pcg64) -> Result<Vec<Proposal>> {
+        Ok((0..n).map(|_| Proposal::of(self.propose(rng))).collect())
+    }
+
+    fn tell(&mut self, results: &[(Proposal, f64)]) -> Result<Told> {
+        for (p, fitness) in results {
+            self.record(p.config.clone(), *fitness)?;
+        }
+        Ok(Told {
+            rewards: results.iter().map(|(_, f)| *f).collect(),
+            ..Told::default()
+        })
+    }
+
+    fn state(&self) -> Result<Value> {
+        Ok(serde_json::to_value(Saved {
+            population: Vec::new(),
+            best: self.best.clone(),
+        })?)
+    }
+
+    fn restore(&mut self, state: &Value) -> Result<()> {
+        let saved: Saved = serde_json::from_value(state.clone())?;
+        self.best = saved.best;
+        Ok(())
     }
 }
 
@@ -173,18 +269,38 @@ mod tests {
     }
 
     #[test]
+    fn a_restored_evolution_proposes_what_the_original_proposes() {
+        let space = parse_space("l: {min: 0, max: 10, choices: [a]}").unwrap();
+        let mut a = AgingEvolution::new(space.clone(), 4, 2, 0.2).unwrap();
+        let mut rng = Pcg64::seed_from_u64(2);
+        for i in 0..6 {
+            let c = a.propose(&mut rng);
+            let f = if i == 3 { f64::NAN } else { i as f64 };
+            a.record(c, f).unwrap();
+        }
+        let mut b = AgingEvolution::new(space, 4, 2, 0.2).unwrap();
+        b.restore(&a.state().unwrap()).unwrap();
+        assert_eq!(b.population().len(), 4);
+        assert!(b.population()[1].fitness.is_nan(), "NaN survives as null");
+        let mut rng_b = rng.clone();
+        for _ in 0..20 {
+            assert_eq!(a.propose(&mut rng), b.propose(&mut rng_b));
+        }
+    }
+
+    #[test]
     fn the_oldest_member_leaves_not_the_worst() {
         let space = parse_space("x: {lower: 0, upper: 1}").unwrap();
         let mut ev = AgingEvolution::new(space, 3, 2, 0.1).unwrap();
         for (x, f) in [(0.1, 9.0), (0.2, 1.0), (0.3, 2.0), (0.4, 0.0)] {
-            ev.tell(json!({"x": x}), f).unwrap();
+            ev.record(json!({"x": x}), f).unwrap();
         }
         assert_eq!(fitnesses(&ev), vec![1.0, 2.0, 0.0]); // 9.0 was oldest; 0.0, the worst, stays
-        ev.tell(json!({"x": 0.5}), f64::NAN).unwrap();
+        ev.record(json!({"x": 0.5}), f64::NAN).unwrap();
         assert_eq!(ev.population()[0].config, json!({"x": 0.3}));
         assert_eq!(ev.best().map(|m| m.fitness), Some(9.0)); // the best ever, aged out or not
         assert!(ev
-            .tell(json!({"x": 2.0}), 1.0)
+            .record(json!({"x": 2.0}), 1.0)
             .unwrap_err()
             .0
             .starts_with("x: "));
@@ -195,11 +311,11 @@ mod tests {
         let space = parse_space("l: {min: 0, max: 10, choices: [a]}").unwrap();
         let mut ev = AgingEvolution::new(space, population.len(), sample_size, eps).unwrap();
         for &(n, f) in population {
-            ev.tell(json!({"l": vec!["a"; n]}), f).unwrap();
+            ev.record(json!({"l": vec!["a"; n]}), f).unwrap();
         }
         let mut rng = Pcg64::seed_from_u64(5);
         (0..300)
-            .map(|_| ev.ask(&mut rng)["l"].as_array().unwrap().len())
+            .map(|_| ev.propose(&mut rng)["l"].as_array().unwrap().len())
             .collect()
     }
 
@@ -226,15 +342,15 @@ mod tests {
         let space = parse_space("l: {min: 0, max: 10, choices: [a]}").unwrap();
         let mut ev = AgingEvolution::new(space.clone(), 3, 20, 0.0).unwrap();
         let mut rng = Pcg64::seed_from_u64(9);
-        ev.tell(json!({"l": vec!["a"; 9]}), 1.0).unwrap();
+        ev.record(json!({"l": vec!["a"; 9]}), 1.0).unwrap();
         let lengths: Vec<usize> = (0..200)
-            .map(|_| ev.ask(&mut rng)["l"].as_array().unwrap().len())
+            .map(|_| ev.propose(&mut rng)["l"].as_array().unwrap().len())
             .collect();
         assert!(lengths.iter().any(|&n| n < 7)); // not yet mutating the one member
         let mut rs = RandomSearch::new(space);
         for f in [0.3, 0.9, f64::NAN, 0.5] {
-            let c = rs.ask(&mut rng);
-            rs.tell(c, f).unwrap();
+            let c = rs.propose(&mut rng);
+            rs.record(c, f).unwrap();
         }
         assert_eq!(rs.best().map(|m| m.fitness), Some(0.9));
         assert!(AgingEvolution::new(Param::Const(json!(1)), 0, 20, 0.1).is_err());

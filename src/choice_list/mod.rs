@@ -34,7 +34,7 @@ use std::path::Path;
 
 pub use child::check_space;
 pub use encode::{decode, encode, max_decisions, max_options, next_options, DecisionError};
-pub use evolution::{AgingEvolution, AskTell, Member, RandomSearch, EPS, POPULATION, SAMPLE_SIZE};
+pub use evolution::{AgingEvolution, Member, RandomSearch, EPS, POPULATION, SAMPLE_SIZE};
 pub use interval::Interval;
 pub use mutate::mutate;
 pub use param::{ChoiceList, Config, Param, Partition, Subset};

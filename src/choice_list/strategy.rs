@@ -3,14 +3,11 @@
 //! `Strategy`s (Real et al. 2019; hannah's parametrization, docs/algorithms.md §2).
 
 use anyhow::Result;
-use rand_pcg::Pcg64;
 use serde_json::Value;
 
-use super::evolution::{AgingEvolution, AskTell, RandomSearch};
+use super::evolution::{AgingEvolution, RandomSearch};
 use super::{decode, encode, max_decisions, max_options, next_options, Param};
-use crate::nn::mlp::MlpSpec;
 use crate::space::SearchSpace;
-use crate::strategy::Strategy;
 
 /// A choice-list space seen as sequences of categorical decisions (Intervals cut into `bins`).
 pub struct ChoiceListSpace {
@@ -69,68 +66,30 @@ impl SearchSpace for ChoiceListSpace {
             .ok()
             .map(|d| d.into_iter().map(|(choice, _)| choice).collect())
     }
-
-    fn decode(&self, decisions: &[usize], n_in: usize, n_out: usize) -> MlpSpec {
-        super::child::interpret(&self.config(decisions), n_in, n_out, &Default::default())
-            .map(|(spec, _)| spec)
-            .unwrap_or(MlpSpec {
-                n_in,
-                n_out,
-                layers: vec![],
-            })
-    }
-}
-
-/// An ask/tell optimiser of `evolution.rs` as a `Strategy`.
-pub struct AskTellStrategy<T: AskTell> {
-    pub name: &'static str,
-    pub inner: T,
-}
-
-impl<T: AskTell> Strategy for AskTellStrategy<T> {
-    fn name(&self) -> &'static str {
-        self.name
-    }
-
-    fn ask(&mut self, n: usize, rng: &mut Pcg64) -> Result<Vec<Value>> {
-        Ok((0..n).map(|_| self.inner.ask(rng)).collect())
-    }
-
-    fn tell(&mut self, results: &[(Value, f64)]) -> Result<()> {
-        for (config, fitness) in results {
-            self.inner.tell(config.clone(), *fitness)?;
-        }
-        Ok(())
-    }
 }
 
 /// Aging evolution with the constants of config.rs.
-pub fn evolution(param: &Param) -> Result<AskTellStrategy<AgingEvolution>> {
+pub fn evolution(param: &Param) -> Result<AgingEvolution> {
     use crate::config::{EVOLUTION_EPS, EVOLUTION_POPULATION, EVOLUTION_SAMPLE_SIZE};
-    let inner = AgingEvolution::new(
+    Ok(AgingEvolution::new(
         param.clone(),
         EVOLUTION_POPULATION,
         EVOLUTION_SAMPLE_SIZE,
         EVOLUTION_EPS,
-    )?;
-    Ok(AskTellStrategy {
-        name: "evolution",
-        inner,
-    })
+    )?)
 }
 
 /// Uniform random sampling.
-pub fn random(param: &Param) -> AskTellStrategy<RandomSearch> {
-    AskTellStrategy {
-        name: "random",
-        inner: RandomSearch::new(param.clone()),
-    }
+pub fn random(param: &Param) -> RandomSearch {
+    RandomSearch::new(param.clone())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::strategy::Strategy;
     use rand::SeedableRng;
+    use rand_pcg::Pcg64;
 
     fn space() -> ChoiceListSpace {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("spaces/mlp.yaml");
@@ -142,16 +101,17 @@ mod tests {
         let space = space();
         let settings = crate::config::Settings::default();
         let mut rng = Pcg64::seed_from_u64(0);
-        let mut r = crate::strategy::Reinforce::new(&space, &settings, &mut rng);
+        let mut r = crate::strategy::Reinforce::new(&space, &settings, tch::Device::Cpu, &mut rng);
         for _ in 0..3 {
-            let configs = r.ask(6, &mut rng).unwrap();
-            for c in &configs {
+            let proposals = r.ask(6, &mut rng).unwrap();
+            for p in &proposals {
+                let c = &p.config;
                 assert!(space.param.fits(c), "{c}");
                 // The controller's decisions decode back to the configuration it sampled.
                 let decisions = space.parse(&c.to_string()).unwrap();
                 assert_eq!(&space.config(&decisions), c);
             }
-            let results: Vec<(Value, f64)> = configs.into_iter().map(|c| (c, 0.5)).collect();
+            let results: Vec<_> = proposals.into_iter().map(|p| (p, 0.5)).collect();
             r.tell(&results).unwrap();
         }
     }
@@ -168,11 +128,11 @@ mod tests {
             for round in 0..30 {
                 let configs = s.ask(8, &mut rng).unwrap();
                 assert!(
-                    configs.iter().all(|c| space.param.fits(c)),
+                    configs.iter().all(|p| space.param.fits(&p.config)),
                     "{} round {round}",
                     s.name()
                 );
-                let results: Vec<(Value, f64)> = configs
+                let results: Vec<_> = configs
                     .into_iter()
                     .enumerate()
                     .map(|(i, c)| (c, i as f64 / 10.0))

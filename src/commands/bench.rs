@@ -140,7 +140,7 @@ fn random_specs(n: usize, seed: u64) -> Vec<MlpSpec> {
             while !space.is_complete(&d) {
                 d.push(rng.random_range(0..space.vocabulary()));
             }
-            space.decode(&d, 2, 2)
+            crate::space::halfmoon::mlp_spec(&d, 2, 2)
         })
         .collect()
 }
@@ -538,7 +538,7 @@ fn cnn(args: &BenchArgs, device: tch::Device) -> Result<()> {
         .map(|seed| crate::nn::cnn::train_on_digits(&settings, seed, device, &never))
         .collect::<Result<Vec<_>>>()?;
     let accuracies: Vec<f64> = runs.iter().map(|r| r.test_accuracy).collect();
-    let (mean, sd) = crate::output::report::mean_sd(&accuracies);
+    let (mean, sd) = crate::stats::mean_sd(&accuracies);
     let per_epoch = median(runs.iter().map(|r| r.seconds_per_epoch).collect());
     if args.json {
         let report = serde_json::json!({

@@ -8,9 +8,8 @@ use clap::Args;
 
 use crate::config::MOVING_AVERAGE;
 use crate::error::UsageError;
-use crate::output::plot::{self, Curve};
-use crate::output::report::moving_average;
-use crate::output::rows;
+use crate::output::plot::{self, mean_curve};
+use crate::output::record;
 use crate::usage_bail;
 
 /// Flags of `archsearch compare`.
@@ -30,87 +29,48 @@ pub struct CompareArgs {
     pub title: String,
 }
 
-/// The dev accuracies of one strategy of a run folder: one list per search (default run) or
-/// per seed (choice-list), in the order of the rows.
+/// The dev accuracies of one strategy of a run folder: one list per search (per seed), in the
+/// order of the rows.
 pub struct Group {
-    /// The strategy's name; empty for the default run, which has one.
     pub strategy: String,
     pub per_run: Vec<Vec<f64>>,
 }
 
-/// Dev accuracy per rollout of every strategy and search (or seed) of a run folder, from its
-/// rollouts.csv (either command's): one group per strategy, in order of first appearance.
+/// Dev accuracy per rollout of every strategy and search of a run folder, read from its
+/// rollouts.csv (any command's, any version's): one group per strategy, in order of first
+/// appearance.
 pub fn accuracies(dir: &Path) -> Result<Vec<Group>> {
     let path = dir.join("rollouts.csv");
-    let (header, rows) =
-        rows::read(&path).map_err(|e| UsageError::new(format!("{}: {e}", path.display())))?;
-    let column = |name: &str| header.iter().position(|h| h == name);
-    let Some(acc) = column("accuracy") else {
-        usage_bail!("{} has no accuracy column", path.display())
-    };
-    let (strategy, run) = (column("strategy"), column("search").or(column("seed")));
+    let records =
+        record::read(&path).map_err(|e| UsageError::new(format!("{}: {e}", path.display())))?;
     let mut groups: Vec<Group> = Vec::new();
-    let mut runs: Vec<Vec<String>> = Vec::new(); // the run keys of each group, in order
-    for (i, row) in rows.iter().enumerate() {
-        let cell = |c: Option<usize>| c.and_then(|c| row.get(c)).unwrap_or("").to_string();
-        let a: f64 = row.get(acc).and_then(|v| v.parse().ok()).ok_or_else(|| {
-            UsageError::new(format!("{} line {}: bad accuracy", path.display(), i + 2))
-        })?;
-        let name = cell(strategy);
-        let g = match groups.iter().position(|g| g.strategy == name) {
+    let mut searches: Vec<Vec<usize>> = Vec::new(); // the search indices of each group
+    for r in &records {
+        let g = match groups.iter().position(|g| g.strategy == r.strategy) {
             Some(g) => g,
             None => {
                 groups.push(Group {
-                    strategy: name,
+                    strategy: r.strategy.clone(),
                     per_run: Vec::new(),
                 });
-                runs.push(Vec::new());
+                searches.push(Vec::new());
                 groups.len() - 1
             }
         };
-        let key = cell(run);
-        let r = match runs[g].iter().position(|k| *k == key) {
-            Some(r) => r,
+        let k = match searches[g].iter().position(|&s| s == r.search) {
+            Some(k) => k,
             None => {
-                runs[g].push(key);
+                searches[g].push(r.search);
                 groups[g].per_run.push(Vec::new());
-                runs[g].len() - 1
+                searches[g].len() - 1
             }
         };
-        groups[g].per_run[r].push(a);
+        groups[g].per_run[k].push(r.accuracy);
     }
     if groups.is_empty() {
         usage_bail!("{} has no rollouts", path.display());
     }
     Ok(groups)
-}
-
-/// The curve of one run: mean of its searches' moving averages, band from min to max.
-pub fn curve(label: &str, per_search: &[Vec<f64>], window: usize) -> Curve {
-    let mas: Vec<Vec<f64>> = per_search
-        .iter()
-        .map(|a| moving_average(a, window))
-        .collect();
-    let n = mas.iter().map(Vec::len).min().unwrap_or(0);
-    let column = |i: usize| mas.iter().map(move |m| m[i]);
-    let band = (mas.len() > 1).then(|| {
-        (
-            (0..n).map(|i| column(i).fold(f64::MAX, f64::min)).collect(),
-            (0..n).map(|i| column(i).fold(f64::MIN, f64::max)).collect(),
-        )
-    });
-    let label = if mas.len() > 1 {
-        format!("{label} (mean of {}, band min to max)", mas.len())
-    } else {
-        label.to_string()
-    };
-    Curve {
-        label,
-        values: (0..n)
-            .map(|i| column(i).sum::<f64>() / mas.len() as f64)
-            .collect(),
-        band,
-    }
 }
 
 pub fn run(args: &CompareArgs) -> Result<()> {
@@ -121,12 +81,14 @@ pub fn run(args: &CompareArgs) -> Result<()> {
             usage_bail!("`{spec}`: expected LABEL=DIR")
         };
         // A folder with several strategies (choice-list) gives one curve per strategy.
-        for group in accuracies(Path::new(dir))? {
-            let label = match group.strategy.as_str() {
-                "" => label.to_string(),
-                strategy => format!("{label} {strategy}"),
+        let groups = accuracies(Path::new(dir))?;
+        let several = groups.len() > 1;
+        for group in groups {
+            let label = match several {
+                false => label.to_string(),
+                true => format!("{label} {}", group.strategy),
             };
-            curves.push(curve(&label, &group.per_run, args.window as usize));
+            curves.push(mean_curve(&label, &group.per_run, args.window as usize));
         }
     }
     let low = curves
@@ -157,7 +119,7 @@ mod tests {
 
     #[test]
     fn mean_and_band_by_hand() {
-        let c = curve("x", &[vec![1.0, 1.0], vec![0.0, 0.5]], 1);
+        let c = mean_curve("x", &[vec![1.0, 1.0], vec![0.0, 0.5]], 1);
         assert_eq!(c.values, vec![0.5, 0.75]);
         assert_eq!(c.band, Some((vec![0.0, 0.5], vec![1.0, 1.0])));
         assert!(c.label.contains("mean of 2"));

@@ -8,18 +8,23 @@ use std::time::Instant;
 
 use anyhow::Result;
 
-use crate::config::{DataSettings, Preset, Settings, CHECKPOINT_EVERY, TORCH_THREADS};
+use crate::config::{
+    ChildSettings, DataSettings, Preset, Settings, CHECKPOINT_EVERY, TORCH_THREADS,
+};
 use crate::data::images::ImageSource;
 use crate::data::{self, Source};
 use crate::error::{UsageError, EXIT_INTERRUPTED};
 use crate::nn::child::TensorData;
+use crate::nn::evaluator::MlpEvaluator;
 use crate::outdir::{self, device_name, parse_device, Stop};
 use crate::output::checkpoint::{self, Checkpoint};
 use crate::output::progress::{say, Progress};
-use crate::output::report::{resume_csv, RolloutCsv};
+use crate::output::record::{self, Record, RecordCsv};
 use crate::output::summary::{finish, print_summary, Finished};
-use crate::search::{self, RolloutRecord, SearchState};
+use crate::search::{self, LoopSettings, Search, SearchState};
+use crate::space::halfmoon::mlp_spec;
 use crate::space::{MlpSpace, SearchSpace};
+use crate::strategy::Reinforce;
 use crate::{output::plot, usage_bail};
 
 /// What the default search is asked to do: the command line's flags as plain values.
@@ -246,7 +251,6 @@ pub fn search(args: &SearchOptions) -> Result<i32> {
     let data_hash = checkpoint::data_hash(&splits);
     let settings = start.settings.clone();
     let space = MlpSpace::new(&settings);
-    let with_search = settings.searches > 1;
     let device = start.device;
     // A resume checks the data, every row of rollouts.csv and the checkpoint's state before it
     // writes anything: a refused resume leaves every byte of the folder as it was.
@@ -258,20 +262,26 @@ pub fn search(args: &SearchOptions) -> Result<i32> {
                     start.out.display()
                 );
             }
-            let rows = resume_csv(
-                &start.out.join("rollouts.csv"),
-                with_search,
-                saved.done,
-                settings.searches,
-                &space,
-            )?;
-            let state =
-                SearchState::from_checkpoint(&space, &settings, device, &saved).map_err(|e| {
-                    UsageError::new(format!(
-                        "{} does not fit the settings it holds ({e:#}); nothing was changed",
-                        checkpoint::path(&start.out).display()
-                    ))
-                })?;
+            let mut state = new_state(&space, &settings, device);
+            state.restore(&saved.searches, saved.done).map_err(|e| {
+                UsageError::new(format!(
+                    "{} does not fit the settings it holds ({e:#}); nothing was changed",
+                    checkpoint::path(&start.out).display()
+                ))
+            })?;
+            let rows = record::resume(&start.out.join("rollouts.csv"), saved.done, &state.keys())?;
+            if let Some(r) = rows
+                .records
+                .iter()
+                .find(|r| space.parse(&r.architecture).is_none())
+            {
+                usage_bail!(
+                    "{}: rollout {} holds `{}`, not an architecture of this space; the run cannot be resumed as it is",
+                    start.out.join("rollouts.csv").display(),
+                    r.rollout,
+                    r.architecture
+                );
+            }
             Some((saved, rows, state))
         }
         None => None,
@@ -292,17 +302,12 @@ pub fn search(args: &SearchOptions) -> Result<i32> {
         Some((saved, rows, state)) => {
             let path = out.join("rollouts.csv");
             outdir::write_atomically(&path, &rows.text)?;
-            let csv = RolloutCsv::append_to(&path, with_search)?;
+            let csv = RecordCsv::append_to(&path)?;
             (state, rows.records, csv, saved.wall_seconds)
         }
         None => {
-            let csv = RolloutCsv::create(&out.join("rollouts.csv"), with_search)?;
-            (
-                SearchState::new(&space, &settings, device),
-                Vec::new(),
-                csv,
-                0.0,
-            )
+            let csv = RecordCsv::create(&out.join("rollouts.csv"))?;
+            (new_state(&space, &settings, device), Vec::new(), csv, 0.0)
         }
     };
     say(
@@ -320,7 +325,7 @@ pub fn search(args: &SearchOptions) -> Result<i32> {
             out.display()
         ),
     );
-    let save = |state: &SearchState, csv: &RolloutCsv| -> Result<()> {
+    let save = |state: &SearchState, csv: &RecordCsv| -> Result<()> {
         // Rows reach the disk before the checkpoint that counts them.
         csv.sync()?;
         checkpoint::save(
@@ -332,8 +337,7 @@ pub fn search(args: &SearchOptions) -> Result<i32> {
                 data_hash: data_hash.clone(),
                 device: device_name(device),
                 done: state.done,
-                beta: state.beta,
-                searches: state.checkpoint(),
+                searches: state.checkpoint()?,
                 wall_seconds: wall_before + started.elapsed().as_secs_f64(),
             },
         )
@@ -344,16 +348,26 @@ pub fn search(args: &SearchOptions) -> Result<i32> {
         plot::data(&out.join("halfmoon.png"), &splits)?;
     }
 
-    let mut trainer = crate::nn::trainer::trainer_for(
-        settings.rollouts_per_update * settings.searches,
-        &tensors,
-        &stop,
-    );
+    let (n_in, n_out) = (tensors.n_features, tensors.n_classes);
+    let mut evaluator = MlpEvaluator {
+        trainer: crate::nn::trainer::trainer_for(
+            settings.rollouts_per_update * settings.searches,
+            &tensors,
+            &stop,
+        ),
+        interpret: Box::new(|config| {
+            let text = config.as_str().unwrap_or_default();
+            let decisions = space
+                .parse(text)
+                .ok_or_else(|| anyhow::anyhow!("`{config}` is not a half-moon architecture"))?;
+            Ok((mlp_spec(&decisions, n_in, n_out), settings.child.clone()))
+        }),
+    };
     let mut progress = Progress::new(settings.rollouts, state.done, args.quiet);
     let window = settings.moving_average;
     let mut last_saved = state.done;
     {
-        let mut on_update = |batch: &[RolloutRecord], state: &SearchState| -> Result<()> {
+        let mut on_update = |batch: &[Record], state: &SearchState| -> Result<()> {
             csv.append(batch)?;
             records.extend_from_slice(batch);
             if state.done / CHECKPOINT_EVERY > last_saved / CHECKPOINT_EVERY {
@@ -368,18 +382,21 @@ pub fn search(args: &SearchOptions) -> Result<i32> {
                 .collect();
             let ma = recent.iter().sum::<f64>() / recent.len().max(1) as f64;
             let last = batch.last().map(|r| r.architecture.as_str()).unwrap_or("");
+            let beta = batch.last().and_then(|r| r.beta).unwrap_or(f64::NAN);
             progress.update(
                 state.done,
-                &format!("acc(avg {window}) {ma:.3}  beta {:.1e}  {last}", state.beta),
+                &format!("acc(avg {window}) {ma:.3}  beta {beta:.1e}  {last}"),
             );
             Ok(())
         };
         let keep_going = || !stop.requested();
+        let steps = LoopSettings {
+            rollouts: settings.rollouts,
+            per_update: settings.rollouts_per_update,
+        };
         search::run(
-            &space,
-            &tensors,
-            &settings,
-            trainer.as_mut(),
+            &mut evaluator,
+            steps,
             &mut state,
             &mut on_update,
             &keep_going,
@@ -389,10 +406,18 @@ pub fn search(args: &SearchOptions) -> Result<i32> {
     save(&state, &csv)?;
     let searched = state.done >= settings.rollouts;
 
+    let interpret = |architecture: &str, defaults: &ChildSettings| {
+        let decisions = space
+            .parse(architecture)
+            .ok_or_else(|| anyhow::anyhow!("`{architecture}` is not a half-moon architecture"))?;
+        Ok((mlp_spec(&decisions, n_in, n_out), defaults.clone()))
+    };
     let summary = finish(&Finished {
         out: &out,
         settings: &settings,
-        space: &space,
+        searches: &state.keys(),
+        space: None,
+        interpret: &interpret,
         splits: &splits,
         tensors: &tensors,
         records: &records,
@@ -423,6 +448,19 @@ pub fn search(args: &SearchOptions) -> Result<i32> {
     } else {
         0
     })
+}
+
+/// The default run's searches: REINFORCE on `space`, search `s` seeded `settings.seed + s`.
+fn new_state<'a>(space: &'a MlpSpace, settings: &Settings, device: tch::Device) -> SearchState<'a> {
+    let searches = (0..settings.searches)
+        .map(|s| {
+            let seed = crate::seeds::search_seed(settings.seed, s);
+            let mut rng = crate::seeds::stream(seed, None);
+            let strategy = Reinforce::new(space, settings, device, &mut rng);
+            Search::new(Box::new(strategy), seed, rng)
+        })
+        .collect();
+    SearchState { searches, done: 0 }
 }
 
 fn source_name(source: &Source) -> String {

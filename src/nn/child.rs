@@ -614,9 +614,7 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(64))]
         #[test]
         fn every_sequence_builds_a_net_with_the_right_outputs(actions in proptest::collection::vec(0usize..10, 0..=6)) {
-            use crate::space::{MlpSpace, SearchSpace};
-            let space = MlpSpace::new(&crate::config::Settings::default());
-            let spec = space.decode(&actions, 2, 2);
+            let spec = crate::space::halfmoon::mlp_spec(&actions, 2, 2);
             let child = Child::new(&spec, Device::Cpu, &mut Pcg64::seed_from_u64(0));
             let out = child.forward(&Tensor::zeros([7, 2], (Kind::Float, Device::Cpu)));
             prop_assert_eq!(out.size(), vec![7, 2]);

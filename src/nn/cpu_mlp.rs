@@ -1189,7 +1189,7 @@ mod tests {
                 while !space.is_complete(&d) {
                     d.push(rng.random_range(0..space.vocabulary()));
                 }
-                space.decode(&d, 2, 2)
+                crate::space::halfmoon::mlp_spec(&d, 2, 2)
             })
             .collect()
     }

@@ -84,7 +84,7 @@ pub fn train_once(
     seed: u64,
     stop: &AtomicBool,
 ) -> Result<(nn::VarStore, MlpNet, FitOutcome)> {
-    let init_seed = crate::search::splitmix64(seed ^ INIT_STREAM);
+    let init_seed = crate::seeds::splitmix64(seed ^ INIT_STREAM);
     let build = |p: &nn::Path| {
         MlpNet::new(
             p,

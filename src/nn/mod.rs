@@ -10,6 +10,7 @@ pub mod adam;
 pub mod child;
 pub mod cnn;
 pub mod cpu_mlp;
+pub mod evaluator;
 pub mod final_training;
 pub mod mlp;
 pub mod mlp_net;

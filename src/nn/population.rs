@@ -410,7 +410,7 @@ mod tests {
             "[2, LeakyReLU, 16, 16, ReLU, 8]",
         ]
         .iter()
-        .map(|t| space.decode(&space.parse(t).unwrap(), 2, 2))
+        .map(|t| crate::space::halfmoon::mlp_spec(&space.parse(t).unwrap(), 2, 2))
         .collect()
     }
 

@@ -207,7 +207,7 @@ mod tests {
         .iter()
         .enumerate()
         .map(|(i, t)| ChildJob {
-            spec: space.decode(&space.parse(t).unwrap(), 2, 2),
+            spec: crate::space::halfmoon::mlp_spec(&space.parse(t).unwrap(), 2, 2),
             settings: settings.clone(),
             seed: i as u64,
         })

@@ -1,6 +1,7 @@
-//! Checkpoints: everything a search needs to continue exactly where it was (controller weights
-//! and Adam state, every generator, beta, baselines, the rollout count), written atomically with
-//! a checksum so a crash, a kill or a full disk never leaves a file that resumes wrongly.
+//! Checkpoints: everything the search loop needs to continue exactly where it was (each
+//! search's strategy state and random stream, the rollout count, the settings and the data's
+//! fingerprint), for every command, written atomically with a checksum so a crash, a kill or a
+//! full disk never leaves a file that resumes wrongly.
 
 use std::path::{Path, PathBuf};
 
@@ -11,22 +12,21 @@ use serde::{Deserialize, Serialize};
 use crate::config::Settings;
 use crate::data::{Source, Splits};
 use crate::error::UsageError;
-use crate::strategy::controller::Baseline;
 
 /// The checkpoint's file name inside a run folder.
 pub const FILE: &str = "checkpoint.json";
 /// First line of every checkpoint; the checksum and length follow on it.
-const MAGIC: &str = "archsearch-checkpoint-v1";
+const MAGIC: &str = "archsearch-checkpoint-v2";
+/// The first line of the checkpoints of archsearch 0.1 before the one search loop.
+const MAGIC_V1: &str = "archsearch-checkpoint-v1";
 
-/// One search's state.
+/// One search's state: its strategy's (`Strategy::state`) and its random stream.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SearchCheckpoint {
-    pub controller: Vec<f32>,
-    pub adam_m: Vec<f32>,
-    pub adam_v: Vec<f32>,
-    pub adam_step: i32,
+    pub strategy: String,
+    pub seed: u64,
     pub rng: Pcg64,
-    pub baseline: Baseline,
+    pub state: serde_json::Value,
 }
 
 /// A whole run's state after `done` rollouts per search.
@@ -39,7 +39,6 @@ pub struct Checkpoint {
     pub data_hash: String,
     pub device: String,
     pub done: usize,
-    pub beta: f64,
     pub searches: Vec<SearchCheckpoint>,
     /// Wall seconds spent before this checkpoint, over every earlier session of the run.
     pub wall_seconds: f64,
@@ -93,29 +92,10 @@ pub fn save(dir: &Path, checkpoint: &Checkpoint) -> Result<()> {
     Ok(())
 }
 
-/// The first number of a checkpoint that is NaN or infinite, by name.
+/// The first number of a checkpoint that is NaN or infinite, by name (a strategy's own state
+/// is checked by the strategy: JSON cannot hold such numbers).
 pub fn non_finite(c: &Checkpoint) -> Option<String> {
-    let scalars = [("beta", c.beta), ("wall_seconds", c.wall_seconds)];
-    if let Some((name, _)) = scalars.iter().find(|(_, v)| !v.is_finite()) {
-        return Some(name.to_string());
-    }
-    c.searches.iter().enumerate().find_map(|(s, sc)| {
-        let vectors = [
-            ("controller", &sc.controller),
-            ("adam_m", &sc.adam_m),
-            ("adam_v", &sc.adam_v),
-        ];
-        let bad_vector = vectors
-            .iter()
-            .find(|(_, v)| v.iter().any(|x| !x.is_finite()));
-        let b = &sc.baseline;
-        let bad_baseline = !b.variance.is_finite() || b.value.is_some_and(|v| !v.is_finite());
-        match (bad_vector, bad_baseline) {
-            (Some((name, _)), _) => Some(format!("search {s}'s {name}")),
-            (None, true) => Some(format!("search {s}'s baseline")),
-            _ => None,
-        }
-    })
+    (!c.wall_seconds.is_finite()).then(|| "wall_seconds".to_string())
 }
 
 /// Reads and verifies a checkpoint; a missing, truncated or damaged file is a `UsageError`.
@@ -145,6 +125,12 @@ pub fn parse(bytes: &[u8]) -> std::result::Result<Checkpoint, String> {
         .ok_or("no header line")?;
     let header = std::str::from_utf8(&bytes[..newline]).map_err(|_| "the header is not text")?;
     let fields: Vec<&str> = header.split(' ').collect();
+    if fields[0] == MAGIC_V1 {
+        return Err(
+            "written by an earlier archsearch, whose checkpoints this version cannot read; finish that run with the archsearch that started it, or start it again"
+                .into(),
+        );
+    }
     if fields.len() != 3 || fields[0] != MAGIC {
         return Err(format!("the header is not `{MAGIC} <checksum> <length>`"));
     }
@@ -225,14 +211,11 @@ mod tests {
             data_hash: "00".into(),
             device: "cpu".into(),
             done: 50,
-            beta: 0.01 * 0.99f64.powi(50),
             searches: vec![SearchCheckpoint {
-                controller: vec![0.1, -0.25, 1e-7],
-                adam_m: vec![0.0, 1.0, 2.0],
-                adam_v: vec![3.0, 4.0, 5.0],
-                adam_step: 50,
+                strategy: "reinforce".into(),
+                seed: 3,
                 rng: Pcg64::seed_from_u64(3),
-                baseline: Baseline::new(true, 0.9, true),
+                state: serde_json::json!({"controller": [0.1, -0.25, 1e-7], "beta": 0.01 * 0.99f64.powi(50)}),
             }],
             wall_seconds: 1.5,
         }
@@ -266,23 +249,19 @@ mod tests {
     fn a_non_finite_number_is_never_written() {
         let dir = tempfile::tempdir().unwrap();
         let mut c = sample();
-        c.searches[0].adam_v[1] = f32::INFINITY;
+        c.wall_seconds = f64::INFINITY;
         let err = save(dir.path(), &c).unwrap_err().to_string();
-        assert!(err.contains("search 0's adam_v"), "{err}");
+        assert!(err.contains("wall_seconds"), "{err}");
         assert!(!path(dir.path()).exists(), "nothing written");
-        let mut c = sample();
-        c.searches[0].baseline.value = Some(f64::NAN);
-        assert!(save(dir.path(), &c)
-            .unwrap_err()
-            .to_string()
-            .contains("baseline"));
-        let mut c = sample();
-        c.beta = f64::NAN;
-        assert!(save(dir.path(), &c)
-            .unwrap_err()
-            .to_string()
-            .contains("beta"));
         assert_eq!(non_finite(&sample()), None);
+    }
+
+    #[test]
+    fn a_checkpoint_of_the_earlier_format_is_named_as_such() {
+        let body = b"{}";
+        let mut bytes = format!("{MAGIC_V1} {:016x} {}\n", fnv1a(body), body.len()).into_bytes();
+        bytes.extend_from_slice(body);
+        assert!(parse(&bytes).unwrap_err().contains("earlier archsearch"));
     }
 
     #[test]
@@ -309,9 +288,8 @@ mod tests {
         #[test]
         fn every_float_survives_a_save_and_load_exactly(beta in proptest::num::f64::NORMAL, w in proptest::num::f32::NORMAL) {
             let mut c = sample();
-            c.beta = beta;
-            c.searches[0].controller[0] = w;
-            c.searches[0].baseline.value = Some(beta / 3.0);
+            c.wall_seconds = beta;
+            c.searches[0].state = serde_json::json!({"controller": [w], "beta": beta});
             let body = serde_json::to_vec(&c).unwrap();
             let mut bytes = format!("{MAGIC} {:016x} {}\n", fnv1a(&body), body.len()).into_bytes();
             bytes.extend_from_slice(&body);

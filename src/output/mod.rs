@@ -1,10 +1,10 @@
-//! What a run writes and reads back: rollouts.csv rows (`rows`, through the `csv` crate), the
-//! statistics and the record writer of the default search (`report`), summary.json
-//! (`summary`), the checkpoint (`checkpoint`), the figures (`plot`) and progress lines
-//! (`progress`).
+//! What a run writes and reads back: the one record of a rollout (`record`), CSV rows through the
+//! `csv` crate (`rows`), summary.json (`summary`), the checkpoint (`checkpoint`), the
+//! learning-curve figures (`figures`) drawn with `plot`, and progress lines (`progress`).
 pub mod checkpoint;
+pub mod figures;
 pub mod plot;
 pub mod progress;
-pub mod report;
+pub mod record;
 pub mod rows;
 pub mod summary;

@@ -10,7 +10,7 @@ use plotters::prelude::*;
 use plotters::style::FontStyle;
 
 use crate::data::{Dataset, Splits};
-use crate::output::report::moving_average;
+use crate::stats::moving_average;
 
 const FONT: &str = "sans-serif";
 const WIDTH: u32 = 1000;
@@ -120,6 +120,34 @@ pub struct Curve {
     pub label: String,
     pub values: Vec<f64>,
     pub band: Option<(Vec<f64>, Vec<f64>)>,
+}
+
+/// The curve of one run: mean of its searches' moving averages, band from min to max.
+pub fn mean_curve(label: &str, per_search: &[Vec<f64>], window: usize) -> Curve {
+    let mas: Vec<Vec<f64>> = per_search
+        .iter()
+        .map(|a| moving_average(a, window))
+        .collect();
+    let n = mas.iter().map(Vec::len).min().unwrap_or(0);
+    let column = |i: usize| mas.iter().map(move |m| m[i]);
+    let band = (mas.len() > 1).then(|| {
+        (
+            (0..n).map(|i| column(i).fold(f64::MAX, f64::min)).collect(),
+            (0..n).map(|i| column(i).fold(f64::MIN, f64::max)).collect(),
+        )
+    });
+    let label = if mas.len() > 1 {
+        format!("{label} (mean of {}, band min to max)", mas.len())
+    } else {
+        label.to_string()
+    };
+    Curve {
+        label,
+        values: (0..n)
+            .map(|i| column(i).sum::<f64>() / mas.len() as f64)
+            .collect(),
+        band,
+    }
 }
 
 /// Lines with optional bands, for comparing runs (searches, presets, strategies).

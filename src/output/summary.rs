@@ -1,28 +1,23 @@
-//! The end of a search: accuracy.png, the best architecture chosen and trained with the final
-//! protocol over several seeds, each tested once (boundary.png), the same architecture trained
-//! as the search trains children for comparison, and summary.json with the figures the README
-//! quotes.
+//! The end of every search: the learning-curve figures, the best architecture chosen and
+//! trained with the final protocol over several seeds, each tested once (boundary.png), the same
+//! architecture trained as the search trains children for comparison, and summary.json with the
+//! figures the README quotes; one writer for every command.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::config::{DataSettings, Settings, LAST_ROLLOUTS};
+use crate::best::{choose_best, Interpret};
+use crate::config::{DataSettings, Settings, LAST_ROLLOUTS, REACH_LEVEL};
 use crate::data::{Source, Splits};
-use crate::nn::child::{Child, TensorData};
-use crate::nn::final_training::{self, FinalJob};
+use crate::nn::child::TensorData;
 use crate::outdir::device_name;
 use crate::outdir::Stop;
-use crate::output::plot;
-use crate::output::report::{self, distinct_architectures, mean_sd, moving_average};
-use crate::search::{self, RolloutRecord};
-use crate::selection::{self, Judged};
-use crate::space::SearchSpace;
-
-/// The moving-average level whose first crossing summary.json reports.
-pub const REACH_LEVEL: f64 = 0.90;
+use crate::output::record::Record;
+use crate::output::{figures, plot};
+use crate::selection::Judged;
+use crate::stats::{self, mean_sd};
 
 /// summary.json.
 #[derive(Serialize)]
@@ -32,13 +27,22 @@ pub struct Summary {
     pub settings: Settings,
     pub data: DataSummary,
     pub seed: u64,
+    /// The YAML space searched (choice-list); none for the built-in half-moon space.
+    pub space: Option<String>,
+    /// The strategies searched, and the seeds each ran with.
+    pub strategies: Vec<String>,
+    pub seeds: Vec<u64>,
     pub device: String,
     pub torch_threads: i32,
     pub wall_seconds: f64,
     pub rollouts_done: usize,
     pub interrupted: bool,
-    /// The architecture chosen by the rule of `selection` (docs/algorithms.md §3).
+    /// The architecture chosen by the rule of `selection` (docs/algorithms.md §3) over every
+    /// search's rollouts, as rollouts.csv writes it, and as a configuration (JSON).
     pub best_architecture: Option<String>,
+    pub best_configuration: Option<serde_json::Value>,
+    /// The strategy that first proposed it.
+    pub best_strategy: Option<String>,
     /// Its highest and mean dev accuracy during the search, and how often it was sampled.
     pub best_dev_accuracy: Option<f64>,
     pub best_mean_dev_accuracy: Option<f64>,
@@ -70,7 +74,7 @@ pub struct Summary {
     pub rollout_reaching_level: Option<usize>,
     pub reach_level: f64,
     pub moving_average_window: usize,
-    /// Per search, when several ran in lockstep.
+    /// Per search, when several ran side by side.
     pub searches: Vec<SearchFigures>,
 }
 
@@ -89,7 +93,11 @@ pub struct DataSummary {
 #[derive(Serialize)]
 pub struct SearchFigures {
     pub search: usize,
+    pub strategy: String,
     pub seed: u64,
+    pub rollouts: usize,
+    /// Chosen by the rule of `selection` among this search's rollouts when every search ran the
+    /// same strategy (repeats over seeds); else its highest dev accuracy (no final training).
     pub best_architecture: Option<String>,
     pub best_dev_accuracy: Option<f64>,
     /// Mean test accuracy of this search's best architecture trained with the final protocol.
@@ -104,10 +112,16 @@ pub struct SearchFigures {
 pub struct Finished<'a> {
     pub out: &'a Path,
     pub settings: &'a Settings,
-    pub space: &'a dyn SearchSpace,
+    /// Each search's (strategy, seed), in the loop's order (`Record::search` indexes it).
+    pub searches: &'a [(String, u64)],
+    /// The YAML space's file, if the run searched one.
+    pub space: Option<String>,
+    /// A rollout's architecture (its rollouts.csv text) as an MLP and its child training, with
+    /// `defaults` for what the configuration does not set: the space's evaluator's reading.
+    pub interpret: &'a Interpret<'a>,
     pub splits: &'a Splits,
     pub tensors: &'a TensorData,
-    pub records: &'a [RolloutRecord],
+    pub records: &'a [Record],
     pub done: usize,
     pub source: &'a Source,
     /// Wall seconds over every session of the run.
@@ -124,7 +138,6 @@ pub fn finish(f: &Finished) -> Result<Summary> {
     let Finished {
         out,
         settings,
-        space,
         splits,
         tensors,
         records,
@@ -134,16 +147,39 @@ pub fn finish(f: &Finished) -> Result<Summary> {
         interrupted,
         quiet,
         stop,
+        ..
     } = *f;
     let window = settings.moving_average;
-    let per_search: Vec<Vec<&RolloutRecord>> = (0..settings.searches)
+    let per_search: Vec<Vec<&Record>> = (0..f.searches.len())
         .map(|s| records.iter().filter(|r| r.search == s).collect())
         .collect();
-    accuracy_figure(&out.join("accuracy.png"), &per_search, window)?;
+    let mut strategies: Vec<String> = Vec::new();
+    let mut seeds: Vec<u64> = Vec::new();
+    for (name, seed) in f.searches {
+        if !strategies.contains(name) {
+            strategies.push(name.clone());
+        }
+        if !seeds.contains(seed) {
+            seeds.push(*seed);
+        }
+    }
+    figures::accuracy_figure(
+        &out.join("accuracy.png"),
+        &per_search,
+        &strategies,
+        f.searches,
+        window,
+    )?;
+    figures::best_so_far_figure(
+        &out.join("strategies.png"),
+        &per_search,
+        &strategies,
+        f.searches,
+    )?;
 
     let final_started = std::time::Instant::now();
-    let all: Vec<&RolloutRecord> = records.iter().collect();
-    let best = choose_best(space, tensors, settings, &all, stop, quiet)?;
+    let all: Vec<&Record> = records.iter().collect();
+    let best = choose_best(settings, tensors, f.interpret, &pairs(&all), stop, quiet)?;
     if let Some(best) = &best {
         let child = best.final_child.as_ref().or(best.search_child.as_ref());
         if let (Some(child), 2) = (child, tensors.n_features) {
@@ -178,7 +214,7 @@ pub fn finish(f: &Finished) -> Result<Summary> {
     let search_tests = best.as_ref().map_or(&no_tests, |b| &b.search_tests);
     let (final_mean, final_sd) = figures_of(final_tests);
     let (search_mean, search_sd) = figures_of(search_tests);
-    let figures = |rs: &[&RolloutRecord]| {
+    let figures = |rs: &[&Record]| {
         let acc: Vec<f64> = rs.iter().map(|r| r.accuracy).collect();
         let tail = &acc[acc.len().saturating_sub(LAST_ROLLOUTS)..];
         let last = if tail.is_empty() {
@@ -188,30 +224,52 @@ pub fn finish(f: &Finished) -> Result<Summary> {
         };
         (
             last,
-            report::first_reaching(&acc, window, REACH_LEVEL),
+            stats::first_reaching(&acc, window, REACH_LEVEL),
             tail.len(),
         )
     };
-    let searches: Vec<SearchFigures> = if settings.searches > 1 {
+    // Repeats of one strategy over seeds: each search's own best, trained with the final
+    // protocol (the figures of the README's preset table). Strategies compared side by side:
+    // each search's highest dev accuracy; one final training, of the best over all.
+    let repeats = strategies.len() == 1;
+    let searches: Vec<SearchFigures> = if f.searches.len() > 1 {
         per_search
             .iter()
             .enumerate()
             .map(|(s, rs)| -> Result<SearchFigures> {
-                let b = choose_best(space, tensors, settings, rs, stop, true)?;
                 let (last, reached, _) = figures(rs);
                 let mean = |tests: &[f64]| (!tests.is_empty()).then(|| mean_sd(tests).0);
-                Ok(SearchFigures {
+                let (strategy, seed) = f.searches[s].clone();
+                let mut figures = SearchFigures {
                     search: s,
-                    seed: search::search_seed(settings.seed, s),
-                    best_architecture: b.as_ref().map(|b| b.architecture.clone()),
-                    best_dev_accuracy: b.as_ref().map(|b| b.candidate.search_best_dev_accuracy),
-                    final_test_accuracy_mean: b.as_ref().and_then(|b| mean(&b.final_tests)),
-                    search_protocol_test_accuracy_mean: b
-                        .as_ref()
-                        .and_then(|b| mean(&b.search_tests)),
+                    strategy,
+                    seed,
+                    rollouts: rs.len(),
+                    best_architecture: None,
+                    best_dev_accuracy: None,
+                    final_test_accuracy_mean: None,
+                    search_protocol_test_accuracy_mean: None,
                     last_mean_accuracy: last,
                     rollout_reaching_level: reached,
-                })
+                };
+                if repeats {
+                    let b = choose_best(settings, tensors, f.interpret, &pairs(rs), stop, true)?;
+                    figures.best_architecture = b.as_ref().map(|b| b.architecture.clone());
+                    figures.best_dev_accuracy =
+                        b.as_ref().map(|b| b.candidate.search_best_dev_accuracy);
+                    figures.final_test_accuracy_mean =
+                        b.as_ref().and_then(|b| mean(&b.final_tests));
+                    figures.search_protocol_test_accuracy_mean =
+                        b.as_ref().and_then(|b| mean(&b.search_tests));
+                } else if let Some(top) = rs.iter().max_by(|a, b| {
+                    a.accuracy
+                        .total_cmp(&b.accuracy)
+                        .then(b.rollout.cmp(&a.rollout))
+                }) {
+                    figures.best_architecture = Some(top.architecture.clone());
+                    figures.best_dev_accuracy = Some(top.accuracy);
+                }
+                Ok(figures)
             })
             .collect::<Result<_>>()?
     } else {
@@ -231,6 +289,12 @@ pub fn finish(f: &Finished) -> Result<Summary> {
             .and_then(|r| r.into_iter().max());
         (mean, slowest, figures(&per_search[0]).2)
     };
+    let best_strategy = best.as_ref().and_then(|b| {
+        records
+            .iter()
+            .find(|r| r.architecture == b.architecture)
+            .map(|r| r.strategy.clone())
+    });
     let summary = Summary {
         archsearch_version: env!("CARGO_PKG_VERSION"),
         command: std::env::args().collect::<Vec<_>>().join(" "),
@@ -245,6 +309,9 @@ pub fn finish(f: &Finished) -> Result<Summary> {
             classes: splits.train.n_classes,
         },
         seed: settings.seed,
+        space: f.space.clone(),
+        strategies,
+        seeds,
         device: device_name(tensors.device),
         torch_threads: tch::get_num_threads(),
         wall_seconds,
@@ -252,6 +319,11 @@ pub fn finish(f: &Finished) -> Result<Summary> {
         // A stop during the retraining interrupts the run too: fewer test accuracies.
         interrupted: interrupted || stop.requested(),
         best_architecture: best.as_ref().map(|b| b.architecture.clone()),
+        best_configuration: best.as_ref().map(|b| {
+            serde_json::from_str(&b.architecture)
+                .unwrap_or_else(|_| serde_json::Value::String(b.architecture.clone()))
+        }),
+        best_strategy,
         best_dev_accuracy: best.as_ref().map(|b| b.candidate.search_best_dev_accuracy),
         best_mean_dev_accuracy: best.as_ref().map(|b| b.candidate.search_mean_dev_accuracy),
         best_times_sampled: best.as_ref().map(|b| b.candidate.times_sampled),
@@ -267,7 +339,7 @@ pub fn finish(f: &Finished) -> Result<Summary> {
         bayes_test_accuracy: matches!(source, Source::Moons).then(|| {
             crate::data::moons_bayes_accuracy(&splits.test, DataSettings::default().noise)
         }),
-        distinct_architectures: distinct_architectures(records),
+        distinct_architectures: stats::distinct(records.iter().map(|r| r.architecture.as_str())),
         last_mean_accuracy: last_mean,
         last_rollouts: last_n,
         rollout_reaching_level: reached,
@@ -279,204 +351,12 @@ pub fn finish(f: &Finished) -> Result<Summary> {
     Ok(summary)
 }
 
-/// The architecture a search's records choose, and how it tests.
-struct Best {
-    architecture: String,
-    /// How the search saw it.
-    candidate: selection::Candidate,
-    /// Every candidate the final protocol trained (empty when stopped before).
-    judged: Vec<Judged>,
-    /// Final protocol: test accuracy per seed, and the first seed's net.
-    final_tests: Vec<f64>,
-    final_child: Option<Child>,
-    /// The search's child training: the same.
-    search_tests: Vec<f64>,
-    search_child: Option<Child>,
-    final_interrupted: bool,
-}
-
-impl Best {
-    fn chosen(&self) -> Option<&Judged> {
-        self.judged.iter().find(|j| j.chosen)
-    }
-}
-
-/// Chooses the best architecture of `records` (`selection`): the first `final.candidates` by
-/// their shrunk mean dev accuracy are trained with the final protocol, one training per
-/// retraining seed, and the best mean dev accuracy less one standard error wins. Only the
-/// winner is tested, with both protocols. Stopped before or during the final trainings, the
-/// choice falls on the best judged so far, or on the first candidate.
-fn choose_best(
-    space: &dyn SearchSpace,
-    tensors: &TensorData,
-    settings: &Settings,
-    records: &[&RolloutRecord],
-    stop: &Stop,
-    quiet: bool,
-) -> Result<Option<Best>> {
-    let fs = &settings.final_training;
-    let candidates = selection::candidates(
-        records
-            .iter()
-            .map(|r| (r.architecture.as_str(), r.accuracy)),
-        fs.candidates,
-        fs.prior_samples,
-    );
-    let Some(first) = candidates.first().cloned() else {
-        return Ok(None);
-    };
-    let decisions: HashMap<&str, &[usize]> = records
+/// Each record's (architecture, dev accuracy), as the rule for the best reads them.
+fn pairs<'a>(records: &[&'a Record]) -> Vec<(&'a str, f64)> {
+    records
         .iter()
-        .map(|r| (r.architecture.as_str(), r.decisions.as_slice()))
-        .collect();
-    let spec_of = |architecture: &str| {
-        space.decode(
-            decisions[architecture],
-            tensors.n_features,
-            tensors.n_classes,
-        )
-    };
-    let seeds: Vec<u64> = (0..settings.retrain_seeds)
-        .map(|i| retrain_seed(settings.seed, i))
-        .collect();
-    let (mut candidate, mut judged, mut final_children, mut final_interrupted) =
-        (first, Vec::new(), Vec::new(), true);
-    if !stop.requested() {
-        crate::output::progress::say(
-            quiet,
-            &format!(
-                "choosing the best architecture: {} candidates, each trained {} times for {} epochs",
-                candidates.len(),
-                seeds.len(),
-                fs.max_epochs
-            ),
-        );
-        let data = final_training::train_data(tensors);
-        let choice = selection::choose(candidates, |c| {
-            let job = FinalJob::new(spec_of(&c.architecture), fs);
-            final_training::train_seeds(&job, &data, &seeds, stop.flag())
-        })?;
-        final_interrupted = choice.interrupted;
-        if let Some((i, trainings)) = choice.chosen {
-            candidate = choice.judged[i].candidate.clone();
-            final_children = trainings.children;
-        }
-        judged = choice.judged;
-    }
-    let final_tests = final_children
-        .iter()
-        .map(|c| c.accuracy(&tensors.test))
-        .collect();
-    let (search_tests, search_child) = retrain_and_test(
-        &spec_of(&candidate.architecture),
-        &settings.child,
-        tensors,
-        settings.seed,
-        settings.retrain_seeds,
-        stop,
-    );
-    Ok(Some(Best {
-        architecture: candidate.architecture.clone(),
-        candidate,
-        judged,
-        final_tests,
-        final_child: final_children.into_iter().next(),
-        search_tests,
-        search_child,
-        final_interrupted,
-    }))
-}
-
-/// Trains `spec` from scratch `times` times (seeds from `seed`) and tests each child once;
-/// returns the test accuracies and the first child (for the boundary plot). Once `stop` is
-/// requested no child starts and the one in training is dropped: only whole retrainings count.
-pub fn retrain_and_test(
-    spec: &crate::nn::mlp::MlpSpec,
-    child: &crate::config::ChildSettings,
-    tensors: &TensorData,
-    seed: u64,
-    times: usize,
-    stop: &Stop,
-) -> (Vec<f64>, Option<Child>) {
-    let mut first = None;
-    let mut accuracies = Vec::new();
-    for i in 0..times {
-        if stop.requested() {
-            break;
-        }
-        let (trained, _) = crate::nn::cpu_mlp::train_fresh_child(
-            spec,
-            tensors,
-            child,
-            retrain_seed(seed, i),
-            stop,
-        );
-        if stop.requested() {
-            break;
-        }
-        accuracies.push(trained.accuracy(&tensors.test));
-        first.get_or_insert(trained);
-    }
-    (accuracies, first)
-}
-
-/// The seed of the `i`-th retraining of the best architecture.
-pub fn retrain_seed(seed: u64, i: usize) -> u64 {
-    search::splitmix64(seed ^ 0x7E57_7E57_7E57_7E57).wrapping_add(i as u64)
-}
-
-/// accuracy.png: one search as points and moving averages; several as mean and min-max band.
-fn accuracy_figure(path: &Path, per_search: &[Vec<&RolloutRecord>], window: usize) -> Result<()> {
-    if per_search.len() == 1 {
-        let acc: Vec<f64> = per_search[0].iter().map(|r| r.accuracy).collect();
-        let rew: Vec<f64> = per_search[0].iter().map(|r| r.reward).collect();
-        return plot::accuracy(path, &acc, &rew, window);
-    }
-    let band = |f: fn(&RolloutRecord) -> f64, label: String| {
-        let mas: Vec<Vec<f64>> = per_search
-            .iter()
-            .map(|rs| moving_average(&rs.iter().map(|r| f(r)).collect::<Vec<_>>(), window))
-            .collect();
-        let n = mas.iter().map(Vec::len).min().unwrap_or(0);
-        let at = |i: usize| mas.iter().map(move |m| m[i]);
-        plot::Curve {
-            label,
-            values: (0..n)
-                .map(|i| at(i).sum::<f64>() / mas.len() as f64)
-                .collect(),
-            band: Some((
-                (0..n).map(|i| at(i).fold(f64::MAX, f64::min)).collect(),
-                (0..n).map(|i| at(i).fold(f64::MIN, f64::max)).collect(),
-            )),
-        }
-    };
-    let s = per_search.len();
-    let curves = [
-        band(
-            |r| r.accuracy,
-            format!(
-                "dev accuracy, moving average of {window}: mean of {s} searches, band min to max"
-            ),
-        ),
-        band(
-            |r| r.reward,
-            format!("reward, moving average of {window}: mean of {s} searches, band min to max"),
-        ),
-    ];
-    let low = curves[1]
-        .band
-        .as_ref()
-        .map(|b| b.0.iter().copied().fold(0.0f64, f64::min))
-        .unwrap_or(0.0)
-        .max(-1.2);
-    plot::curves(
-        path,
-        &format!("Architecture search: {s} searches in lockstep"),
-        "rollout",
-        "dev accuracy / reward",
-        &curves,
-        (low - 0.02, 1.02),
-    )
+        .map(|r| (r.architecture.as_str(), r.accuracy))
+        .collect()
 }
 
 /// The short report at the end of a run, on stdout.
@@ -551,13 +431,20 @@ pub fn print_summary(summary: &Summary, out: &Path) {
     );
     for f in &summary.searches {
         crate::outln!(
-            "  search {} (seed {}): best {} dev {:.3}, final test {:.2} % (search protocol {:.2} %), last-{} mean {:.3}, reached {:.2} at {}",
+            "  search {} ({} seed {}): best {} dev {:.3}{}, last-{} mean {:.3}, reached {:.2} at {}",
             f.search,
+            f.strategy,
             f.seed,
             f.best_architecture.as_deref().unwrap_or("-"),
             f.best_dev_accuracy.unwrap_or(0.0),
-            100.0 * f.final_test_accuracy_mean.unwrap_or(0.0),
-            100.0 * f.search_protocol_test_accuracy_mean.unwrap_or(0.0),
+            match (f.final_test_accuracy_mean, f.search_protocol_test_accuracy_mean) {
+                (Some(t), Some(p)) => format!(
+                    ", final test {:.2} % (search protocol {:.2} %)",
+                    100.0 * t,
+                    100.0 * p
+                ),
+                _ => String::new(),
+            },
             summary.last_rollouts,
             f.last_mean_accuracy,
             summary.reach_level,

@@ -114,23 +114,25 @@ impl SearchSpace for MlpSpace {
         }
         inner.split(',').map(|t| Action::parse(t.trim())).collect()
     }
+}
 
-    fn decode(&self, decisions: &[usize], n_in: usize, n_out: usize) -> MlpSpec {
-        let layers = decisions
-            .iter()
-            .map(|&d| Action::from_index(d))
-            .take_while(|a| *a != Action::Eos)
-            .map(|a| match a {
-                Action::Width(w) => Layer::Linear(w),
-                Action::Act(act) => Layer::Act(act),
-                Action::Eos => unreachable!("stopped at EOS"),
-            })
-            .collect();
-        MlpSpec {
-            n_in,
-            n_out,
-            layers,
-        }
+/// The MLP a complete half-moon sequence describes, for data of `n_in` features and `n_out`
+/// classes: the evaluator of this space trains it (the space itself builds nothing).
+pub fn mlp_spec(decisions: &[usize], n_in: usize, n_out: usize) -> MlpSpec {
+    let layers = decisions
+        .iter()
+        .map(|&d| Action::from_index(d))
+        .take_while(|a| *a != Action::Eos)
+        .map(|a| match a {
+            Action::Width(w) => Layer::Linear(w),
+            Action::Act(act) => Layer::Act(act),
+            Action::Eos => unreachable!("stopped at EOS"),
+        })
+        .collect();
+    MlpSpec {
+        n_in,
+        n_out,
+        layers,
     }
 }
 
@@ -194,9 +196,9 @@ mod tests {
 
     #[test]
     fn decoding_the_reference_example() {
-        let spec = space().decode(&seq("[8, Tanh, 8, ReLU, 4, ReLU]"), 2, 2);
+        let spec = mlp_spec(&seq("[8, Tanh, 8, ReLU, 4, ReLU]"), 2, 2);
         assert_eq!(spec.linear_shapes(), vec![(2, 8), (8, 8), (8, 4), (4, 2)]);
-        let spec = space().decode(&seq("[Tanh, EOS]"), 2, 2);
+        let spec = mlp_spec(&seq("[Tanh, EOS]"), 2, 2);
         assert_eq!(spec.layers, vec![Layer::Act(Activation::Tanh)]);
         assert_eq!(spec.linear_shapes(), vec![(2, 2)]);
     }
@@ -207,7 +209,7 @@ mod tests {
             actions in proptest::collection::vec(0usize..10, 0..=6),
             n_in in 1usize..12, n_out in 2usize..8,
         ) {
-            let spec = space().decode(&actions, n_in, n_out);
+            let spec = mlp_spec(&actions, n_in, n_out);
             let shapes = spec.linear_shapes();
             prop_assert_eq!(shapes[0].0, n_in);
             prop_assert_eq!(shapes.last().unwrap().1, n_out);

@@ -5,8 +5,6 @@ pub mod halfmoon;
 
 pub use halfmoon::{Action, MlpSpace, EOS, WIDTHS};
 
-use crate::nn::mlp::MlpSpec;
-
 /// What a search needs to know about a space of architectures: the controller only learns
 /// how many options there are at each decision; the rest stays behind this trait.
 pub trait SearchSpace: Send + Sync {
@@ -32,6 +30,4 @@ pub trait SearchSpace: Send + Sync {
     }
     /// The inverse of `describe` (for reading rollouts.csv back on resume).
     fn parse(&self, text: &str) -> Option<Vec<usize>>;
-    /// The child network for complete `decisions`, for data of `n_in` features and `n_out` classes.
-    fn decode(&self, decisions: &[usize], n_in: usize, n_out: usize) -> MlpSpec;
 }

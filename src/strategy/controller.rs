@@ -6,6 +6,7 @@
 use rand::RngExt;
 use tch::{Device, Kind, Tensor};
 
+pub use super::baseline::Baseline;
 use crate::nn::adam::Adam;
 use crate::space::SearchSpace;
 
@@ -358,60 +359,6 @@ pub fn sample_index(probs: &[f64], rng: &mut impl rand::Rng) -> usize {
     probs.len() - 1
 }
 
-/// The smallest reward sd used to normalise advantages: keeps the first few from exploding.
-pub const MIN_REWARD_SD: f64 = 0.01;
-
-/// A moving average of past rewards subtracted from each new reward (off in the reference),
-/// optionally with the difference divided by a moving standard deviation of rewards.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Baseline {
-    pub enabled: bool,
-    pub decay: f64,
-    pub normalise: bool,
-    /// The current average; `None` until the first reward.
-    pub value: Option<f64>,
-    /// Moving average of squared differences from the average.
-    pub variance: f64,
-}
-
-impl Baseline {
-    pub fn new(enabled: bool, decay: f64, normalise: bool) -> Self {
-        Baseline {
-            enabled,
-            decay,
-            normalise,
-            value: None,
-            variance: 0.0,
-        }
-    }
-
-    /// Advantages of a batch of rewards against the statistics as they were before them
-    /// (`(r - b) / max(sd, MIN_REWARD_SD)` when normalising); then the statistics move toward
-    /// each reward in turn. Disabled: the rewards themselves.
-    pub fn advantages(&mut self, rewards: &[f64]) -> Vec<f64> {
-        if !self.enabled {
-            return rewards.to_vec();
-        }
-        let (mean, sd) = (self.value, self.variance.sqrt().max(MIN_REWARD_SD));
-        let scale = if self.normalise { sd } else { 1.0 };
-        let advantages = rewards
-            .iter()
-            .map(|r| (r - mean.unwrap_or(*r)) / scale)
-            .collect();
-        for &r in rewards {
-            match self.value {
-                None => self.value = Some(r),
-                Some(b) => {
-                    self.variance =
-                        self.decay * self.variance + (1.0 - self.decay) * (r - b).powi(2);
-                    self.value = Some(self.decay * b + (1.0 - self.decay) * r);
-                }
-            }
-        }
-        advantages
-    }
-}
-
 /// Checks that `searches` controllers of `hidden` units over `vocab` tokens stay within
 /// `CONTROLLER_WEIGHTS_MAX`; the error names the limit and what to lower.
 pub fn check_weights(vocab: usize, hidden: usize, searches: usize) -> Result<(), String> {
@@ -441,7 +388,6 @@ mod tests {
             .contains("CONTROLLER_WEIGHTS_MAX"));
         assert_eq!(check_weights(10, CONTROLLER_HIDDEN_MAX, 1), Ok(()));
     }
-    use crate::nn::mlp::MlpSpec;
     use rand::SeedableRng;
     use rand_pcg::Pcg64;
 
@@ -462,13 +408,6 @@ mod tests {
         }
         fn parse(&self, _: &str) -> Option<Vec<usize>> {
             None
-        }
-        fn decode(&self, _: &[usize], n_in: usize, n_out: usize) -> MlpSpec {
-            MlpSpec {
-                n_in,
-                n_out,
-                layers: vec![],
-            }
         }
     }
 
@@ -564,13 +503,6 @@ mod tests {
         }
         fn parse(&self, _: &str) -> Option<Vec<usize>> {
             None
-        }
-        fn decode(&self, _: &[usize], n_in: usize, n_out: usize) -> MlpSpec {
-            MlpSpec {
-                n_in,
-                n_out,
-                layers: vec![],
-            }
         }
     }
 

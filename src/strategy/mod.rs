@@ -3,6 +3,7 @@
 //! search on any space. One file per strategy: REINFORCE here (`reinforce`, with its GRU
 //! `controller`); aging evolution and random search in `src/choice_list/evolution.rs`.
 
+pub mod baseline;
 pub mod controller;
 pub mod reinforce;
 
@@ -36,11 +37,50 @@ impl StrategyChoice {
     }
 }
 
-/// Proposes configurations (JSON values) and learns from how good they were.
-pub trait Strategy {
+/// One configuration to evaluate, with what the strategy asks of its evaluation: a budget
+/// (for example epochs, for multi-fidelity optimisers) and a seed, where it sets them.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Proposal {
+    pub config: Value,
+    #[serde(default)]
+    pub budget: Option<f64>,
+    #[serde(default)]
+    pub seed: Option<u64>,
+}
+
+impl Proposal {
+    /// A configuration with neither budget nor seed.
+    pub fn of(config: Value) -> Proposal {
+        Proposal {
+            config,
+            budget: None,
+            seed: None,
+        }
+    }
+}
+
+/// What a strategy learned from, for the record: the reward of each proposal (the fitness,
+/// reshaped where the strategy does so) and, for a policy-gradient learner, the entropy weight
+/// and loss of its update.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Told {
+    pub rewards: Vec<f64>,
+    pub beta: Option<f64>,
+    pub loss: Option<f64>,
+}
+
+/// Proposes configurations and learns from how good they were (ask/tell). The search loop
+/// (`crate::search`) drives every strategy through this interface and nothing else.
+pub trait Strategy: Send {
     fn name(&self) -> &'static str;
-    /// The next `n` configurations to evaluate.
-    fn ask(&mut self, n: usize, rng: &mut Pcg64) -> Result<Vec<Value>>;
-    /// The fitness (higher is better) of the configurations of the last `ask`, in its order.
-    fn tell(&mut self, results: &[(Value, f64)]) -> Result<()>;
+    /// The next `n` proposals to evaluate. It may keep what it proposed for `tell`, but must
+    /// not change what `state` returns: a batch cut short by a stop is forgotten by restoring
+    /// the random stream alone.
+    fn ask(&mut self, n: usize, rng: &mut Pcg64) -> Result<Vec<Proposal>>;
+    /// The fitness (higher is better) of each proposal of the last `ask`, in its order.
+    fn tell(&mut self, results: &[(Proposal, f64)]) -> Result<Told>;
+    /// Everything the strategy needs to continue exactly (the checkpoint keeps it).
+    fn state(&self) -> Result<Value>;
+    /// Continues from what `state` returned.
+    fn restore(&mut self, state: &Value) -> Result<()>;
 }

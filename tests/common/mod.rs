@@ -60,6 +60,28 @@ pub fn csv_without_seconds(dir: &Path) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// The named columns of every row of a folder's rollouts.csv, in the order of `names`.
+pub fn csv_columns(dir: &Path, names: &[&str]) -> Vec<Vec<String>> {
+    let mut reader = csv::Reader::from_path(dir.join("rollouts.csv")).unwrap();
+    let header = reader.headers().unwrap().clone();
+    let at: Vec<usize> = names
+        .iter()
+        .map(|n| {
+            header
+                .iter()
+                .position(|h| h == *n)
+                .unwrap_or_else(|| panic!("no column {n}"))
+        })
+        .collect();
+    reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            at.iter().map(|&i| r[i].to_string()).collect()
+        })
+        .collect()
+}
+
 pub fn summary(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use crate::commands::search::SearchOptions;
+use crate::commands::search_options::SearchOptions;
 use crate::config;
 use crate::error::{UsageError, EXIT_USAGE};
 use crate::strategy::StrategyChoice;

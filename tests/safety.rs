@@ -100,21 +100,23 @@ fn force_never_deletes_what_archsearch_did_not_write() {
     // A run folder archsearch wrote, marked with the command and version, is replaced...
     let run = dir.path().join("run");
     let run_s = run.to_str().unwrap();
-    assert!(archsearch(&["--rollouts", "2", "--out", run_s, "--quiet"])
-        .status
-        .success());
+    assert!(
+        archsearch_quick(&["--rollouts", "2", "--out", run_s, "--quiet"])
+            .status
+            .success()
+    );
     assert_eq!(marker(&run)["command"], "search");
     assert_eq!(
         marker(&run)["archsearch_version"],
         env!("CARGO_PKG_VERSION")
     );
-    let o = archsearch(&["--rollouts", "3", "--out", run_s, "--force", "--quiet"]);
+    let o = archsearch_quick(&["--rollouts", "3", "--out", run_s, "--force", "--quiet"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(csv_without_seconds(&run).len(), 3);
     // ...but not once it holds a file of the user's.
     std::fs::write(run.join("notes.txt"), "mine").unwrap();
     let before = snapshot(&run);
-    let o = archsearch(&["--rollouts", "2", "--out", run_s, "--force"]);
+    let o = archsearch_quick(&["--rollouts", "2", "--out", run_s, "--force"]);
     refused(&o, "notes.txt");
     assert_eq!(snapshot(&run), before);
 }
@@ -168,6 +170,10 @@ fn choice_list_folders_are_marked_and_force_is_refused_the_same_way() {
         "--out",
         run.to_str().unwrap(),
         "--quiet",
+        "--set",
+        "final.max_epochs=6",
+        "--set",
+        "retrain_seeds=2",
     ];
     assert!(archsearch(&args).status.success());
     assert_eq!(marker(&run)["command"], "choice-list");
@@ -180,7 +186,7 @@ fn choice_list_folders_are_marked_and_force_is_refused_the_same_way() {
     let search = dir.path().join("search");
     let search_s = search.to_str().unwrap();
     assert!(
-        archsearch(&["--rollouts", "2", "--out", search_s, "--quiet"])
+        archsearch_quick(&["--rollouts", "2", "--out", search_s, "--quiet"])
             .status
             .success()
     );
@@ -212,6 +218,10 @@ fn choice_list_resume_refuses_changed_flags_and_any_bad_row_before_writing() {
         "--out",
         run_s,
         "--quiet",
+        "--set",
+        "final.max_epochs=6",
+        "--set",
+        "retrain_seeds=2",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let before = snapshot(&run);
@@ -247,11 +257,15 @@ fn choice_list_resume_refuses_changed_flags_and_any_bad_row_before_writing() {
     std::fs::write(&csv, cut.join("\n") + "\n").unwrap();
     let before = snapshot(&run);
     let o = resume(&[]);
-    refused(&o, "evaluation 6 where evaluation 5 was expected");
+    refused(&o, "rollout 6 where rollout 5 was expected");
     assert_eq!(snapshot(&run), before);
-    // A row whose configuration was edited: found by the replay, before any write.
+    // Rows cut short of the checkpoint: refused.
+    std::fs::write(&csv, lines[..21].join("\n") + "\n").unwrap();
+    let before = snapshot(&run);
+    refused(&resume(&[]), "holds 20 rows up to rollout 24");
+    assert_eq!(snapshot(&run), before);
+    // A row whose configuration was edited out of the space: found before any write.
     let mut edited: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
-    edited.truncate(21); // header and 20 rows: the last batch of 8 is incomplete, to be redone
     edited[3] = edited[3].replacen(
         "\"\"learning_rate\"\":",
         "\"\"learning_rate\"\":1e-3,\"\"x\"\":",
@@ -259,7 +273,7 @@ fn choice_list_resume_refuses_changed_flags_and_any_bad_row_before_writing() {
     );
     std::fs::write(&csv, edited.join("\n") + "\n").unwrap();
     let before = snapshot(&run);
-    refused(&resume(&[]), "does not match a replay");
+    refused(&resume(&[]), "holds a configuration outside the space");
     assert_eq!(snapshot(&run), before);
 }
 
@@ -268,7 +282,7 @@ fn a_refused_resume_changes_no_byte() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
     let run_s = run.to_str().unwrap();
-    let o = archsearch(&["--rollouts", "60", "--out", run_s, "--quiet"]);
+    let o = archsearch_quick(&["--rollouts", "60", "--out", run_s, "--quiet"]);
     assert!(o.status.success(), "{}", stderr(&o));
     // The case: a checkpoint with a valid checksum, 50 rollouts done (so rollouts.csv
     // has rows past it, which a resume cuts) and a controller of the wrong size.
@@ -325,7 +339,7 @@ fn a_refused_resume_changes_no_byte() {
         &archsearch(&["--resume", early_s]),
         &format!("holds no checkpoint: its run was stopped before it wrote the first one, so there is nothing to resume; start it again with `--out {early_s} --force`"),
     );
-    let o = archsearch(&["--rollouts", "2", "--out", early_s, "--force", "--quiet"]);
+    let o = archsearch_quick(&["--rollouts", "2", "--out", early_s, "--force", "--quiet"]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
@@ -584,7 +598,7 @@ fn a_bad_output_file_is_refused_before_any_work() {
     assert!(o.status.success(), "{}", stderr(&o));
     let run = d.join("run");
     assert!(
-        archsearch(&["--rollouts", "3", "--out", run.to_str().unwrap(), "--quiet"])
+        archsearch_quick(&["--rollouts", "3", "--out", run.to_str().unwrap(), "--quiet"])
             .status
             .success()
     );

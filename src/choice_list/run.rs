@@ -272,6 +272,21 @@ pub fn run(args: &ChoiceListOptions) -> Result<i32> {
             ))
         })?;
         kept = record::resume(&dir.join("rollouts.csv"), saved.done, &state.keys())?;
+        // Every kept row holds a configuration of the space (an edited file is refused).
+        for r in &kept.records {
+            let fits = serde_json::from_str::<Value>(&r.architecture)
+                .map_err(|e| e.to_string())
+                .and_then(|c| param.check(&c).map_err(|e| e.0));
+            if let Err(why) = fits {
+                crate::usage_bail!(
+                    "{}: {} seed {} rollout {} holds a configuration outside the space ({why}); the run cannot be resumed as it is",
+                    dir.join("rollouts.csv").display(),
+                    r.strategy,
+                    r.seed,
+                    r.rollout
+                );
+            }
+        }
         wall_before = saved.wall_seconds;
     }
 

@@ -4,3 +4,4 @@ pub mod bench;
 pub mod compare;
 pub mod moons;
 pub mod search;
+pub mod search_options;

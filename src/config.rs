@@ -57,6 +57,10 @@ pub const LEAKY_RELU_SLOPE: f64 = 0.01; // fixed: tch's leaky_relu uses it; the 
 pub const TORCH_THREADS: i32 = 1; // intra-op threads: tiny tensors run fastest on one
 pub const CPU_WORKERS: usize = 0; // threads training children side by side on a CPU; 0 = one per core
 pub const POPULATION_ON_CPU: bool = false; // batched population on CPU too (it wins on CUDA; see BENCHMARKS.md)
+pub const BENCH_TINY_OPS: usize = 2000; // tiny libtorch calls timed for `us_per_tiny_op`
+pub const BENCH_KERNEL_SEEDS: u64 = 20; // children trained per timing of the CPU kernel
+pub const BENCH_PEAK_ITERATIONS: u64 = 4_000_000; // iterations of the single-core peak FLOP loop
+pub const BENCH_POPULATION_SIZES: [usize; 4] = [1, 8, 64, 256]; // children per population timing
 pub const CPU_KERNEL: bool = true; // MLP children on a CPU train in cpu_mlp.rs's loops, not libtorch (--set child.cpu_kernel=false)
 pub const CPU_KERNEL_AVX2: bool = true; // those loops use AVX2 where the CPU has it (same numbers, only faster)
 pub const CPU_KERNEL_EVAL_POINTS: usize = 256; // points per pass when that kernel computes a split's loss or accuracy

@@ -128,7 +128,9 @@ pub fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// Population sizes measured.
-pub const POPULATION_SIZES: [usize; 4] = [1, 8, 64, 256];
+use crate::config::{BENCH_KERNEL_SEEDS, BENCH_PEAK_ITERATIONS, BENCH_TINY_OPS};
+
+pub use crate::config::BENCH_POPULATION_SIZES as POPULATION_SIZES;
 
 /// Architectures drawn uniformly from the default space, as an untrained controller samples.
 fn random_specs(n: usize, seed: u64) -> Vec<MlpSpec> {
@@ -173,7 +175,7 @@ fn tiny_op_us(device: tch::Device) -> f64 {
         tch::Tensor::ones([32, 8], opts),
         tch::Tensor::ones([8, 8], opts),
     );
-    let n = 2000;
+    let n = BENCH_TINY_OPS;
     let t = Instant::now();
     for _ in 0..n {
         let _ = b.addmm(&x, &w);
@@ -207,7 +209,7 @@ fn kernel_timings(
     let host = tensors.host();
     let never = crate::outdir::Stop::new();
     let steps = epochs.max_epochs * host.train.len().div_ceil(epochs.batch_size);
-    let seeds = 20;
+    let seeds = BENCH_KERNEL_SEEDS;
     let run = || {
         for seed in 0..seeds {
             crate::nn::cpu_mlp::train_child(spec, host, epochs, seed, &never);
@@ -256,7 +258,7 @@ fn epoch_flops(spec: &MlpSpec, splits: &data::Splits, batch: usize) -> f64 {
 /// multiply-adds (AVX2 and FMA; 2 FLOP per lane each), or of 4-wide multiplies and adds where
 /// the CPU lacks them. Returns GFLOP/s and how it was measured.
 fn peak_gflops(repeats: u64) -> (f64, String) {
-    const ITERATIONS: u64 = 4_000_000;
+    const ITERATIONS: u64 = BENCH_PEAK_ITERATIONS;
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the CPU has AVX2 and FMA, all `fma_chains` needs.

@@ -5,6 +5,7 @@
 //! (`search`) and the commands (`command`). Behind the cargo feature `enas`.
 
 pub mod config;
+pub mod controller;
 pub mod katib;
 pub mod network;
 pub mod ops;

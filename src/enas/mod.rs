@@ -4,10 +4,13 @@
 //! supernet (`supernet`), the LSTM controller (`controller`), the alternating search
 //! (`search`) and the commands (`command`). Behind the cargo feature `enas`.
 
+pub mod command;
 pub mod config;
 pub mod controller;
 pub mod katib;
 pub mod network;
 pub mod ops;
+pub mod plot;
+pub mod search;
 pub mod space;
 pub mod supernet;

@@ -354,6 +354,9 @@ pub fn run(options: &EnasOptions) -> Result<i32> {
             tests.len()
         ),
     )?;
+    // Katib's metrics collector reads these lines when the search runs as one Katib trial.
+    crate::outln!("Validation-Accuracy={dev_accuracy}");
+    crate::outln!("Test-Accuracy={mean}");
     say(
         quiet,
         &format!(

@@ -316,6 +316,8 @@ pub fn run(options: &EnasOptions) -> Result<i32> {
         "epochs": search.epochs_done,
         "controller_samples": search.rows.len(),
         "shared_steps": search.shared_steps,
+        "shared_epoch_losses": search.epoch_losses,
+        "shared_seconds_per_epoch": search.shared_seconds,
         "best": {
             "architecture": arch,
             "katib_architecture": arch_json,

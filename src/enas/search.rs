@@ -89,6 +89,9 @@ pub struct Checkpoint {
     pub rows: Vec<Row>,
     /// Mean shared-weight training loss of every finished epoch.
     pub epoch_losses: Vec<f64>,
+    /// Seconds of the shared-weight phase of every finished epoch.
+    #[serde(default)]
+    pub shared_seconds: Vec<f64>,
     pub seconds: f64,
     /// Which tensor file holds this state: checkpoint-a.ot or checkpoint-b.ot.
     pub slot: String,
@@ -111,6 +114,7 @@ pub struct Search {
     pub rng: Pcg64,
     pub rows: Vec<Row>,
     pub epoch_losses: Vec<f64>,
+    pub shared_seconds: Vec<f64>,
     pub epochs_done: usize,
     pub shared_steps: usize,
     pub seconds: f64,
@@ -169,6 +173,7 @@ impl Search {
             rng,
             rows: Vec::new(),
             epoch_losses: Vec::new(),
+            shared_seconds: Vec::new(),
             epochs_done: 0,
             shared_steps: 0,
             seconds: 0.0,
@@ -267,6 +272,7 @@ impl Search {
             let epoch = self.epochs_done;
             // Phase 1: the shared weights, one pass, an architecture per mini-batch.
             let (mut loss_sum, mut seen) = (0.0, 0usize);
+            let shared_started = Instant::now();
             if self.sharing {
                 let n = self.data.train.len();
                 let order = permutation(n, &mut self.rng, self.data.device);
@@ -296,6 +302,7 @@ impl Search {
                     self.shared_steps += 1;
                 }
             }
+            let shared_seconds = shared_started.elapsed().as_secs_f64();
             let epoch_loss = if seen > 0 {
                 loss_sum / seen as f64
             } else {
@@ -342,6 +349,7 @@ impl Search {
             csv.sync()?;
             self.rows.extend(new_rows);
             self.epoch_losses.push(epoch_loss);
+            self.shared_seconds.push(shared_seconds);
             self.epochs_done += 1;
             self.seconds += started.elapsed().as_secs_f64();
             self.save(out)?;
@@ -402,6 +410,7 @@ impl Search {
             controller: self.controller.state.clone(),
             rows: self.rows.clone(),
             epoch_losses: self.epoch_losses.clone(),
+            shared_seconds: self.shared_seconds.clone(),
             seconds: self.seconds,
             slot: slot.to_string(),
         };
@@ -447,6 +456,7 @@ impl Search {
         self.rng = c.rng;
         self.rows = c.rows;
         self.epoch_losses = c.epoch_losses;
+        self.shared_seconds = c.shared_seconds;
         self.epochs_done = c.epochs_done;
         self.shared_steps = c.shared_steps;
         self.seconds = c.seconds;

@@ -4,7 +4,8 @@
 //! width depends on the architecture, so each operation keeps one weight block per earlier
 //! layer it may read from, as wide as that layer can ever be; an architecture takes from each
 //! block the channels its source actually has and concatenates them in Katib's input order.
-//! The result is exactly a standalone network (`network.rs`) with those weights (tested).
+//! The head is shared the same way, per operation of the last layer. The result is exactly a
+//! standalone network (`network.rs`) with those weights (tested).
 //! Batch norm always uses the batch's statistics here, as ENAS implementations do, since the
 //! statistics of one architecture mean nothing to the next.
 
@@ -71,13 +72,26 @@ pub fn check_size(
             }
         }
     }
-    total = total.saturating_add((cmax[n] + 1) * classes);
+    for kind in kinds {
+        total = total.saturating_add(classes * (head_width(*kind, &cmax[..n]) + 1));
+    }
     if total > SUPERNET_WEIGHTS_MAX {
         return Err(format!(
             "the shared supernet would hold {total} weights, above the limit of {SUPERNET_WEIGHTS_MAX} (SUPERNET_WEIGHTS_MAX in src/enas/config.rs); use fewer layers, filters or operations"
         ));
     }
     Ok(total)
+}
+
+/// The summed widths of the head's blocks for a last layer of `kind` whose possible sources
+/// are at most `cmax` wide: one block for a convolution's filters, one per source otherwise
+/// (a pooling or depthwise layer's output is its sources' channels side by side).
+fn head_width(kind: OpKind, cmax: &[i64]) -> i64 {
+    match kind {
+        OpKind::Conv { filters, .. } | OpKind::Separable { filters, .. } => filters,
+        OpKind::Depthwise { multiplier, .. } => cmax.iter().sum::<i64>() * multiplier,
+        OpKind::Pool { .. } => cmax.iter().sum::<i64>(),
+    }
 }
 
 /// The shared weights of every operation at every layer.
@@ -88,8 +102,9 @@ pub struct Supernet {
     pub kinds: Vec<OpKind>,
     pub cmax: Vec<i64>,
     blocks: Vec<Vec<OpBlocks>>,
-    head_weight: usize,
-    head_bias: usize,
+    /// Per operation of the last layer: the head's weight blocks (one, or one per source)
+    /// and its bias.
+    head: Vec<(Vec<usize>, usize)>,
     pub in_channels: i64,
     pub classes: i64,
 }
@@ -196,34 +211,51 @@ impl Supernet {
             }
             blocks.push(layer);
         }
-        let last = cmax[n];
-        let bound = 1.0 / (last as f64).sqrt();
-        let head_weight = push(
-            &root,
-            "head_weight",
-            &[classes, last],
-            nn::Init::Uniform {
+        // The head is shared like a layer: per operation of the last layer, and per source
+        // where that operation's output is its sources' channels side by side.
+        let mut head = Vec::new();
+        for (o, kind) in kinds.iter().enumerate() {
+            let p = &root / "head" / format!("o{o}");
+            let fan_in = match *kind {
+                OpKind::Conv { filters, .. } | OpKind::Separable { filters, .. } => filters,
+                _ => cmax[n - 1].max(1),
+            };
+            let bound = 1.0 / (fan_in as f64).sqrt();
+            let init = nn::Init::Uniform {
                 lo: -bound,
                 up: bound,
-            },
-        );
-        let head_bias = push(
-            &root,
-            "head_bias",
-            &[classes],
-            nn::Init::Uniform {
-                lo: -bound,
-                up: bound,
-            },
-        );
+            };
+            let mut weights = Vec::new();
+            match *kind {
+                OpKind::Conv { filters, .. } | OpKind::Separable { filters, .. } => {
+                    weights.push(push(&p, "weight", &[classes, filters], init));
+                }
+                OpKind::Depthwise { multiplier, .. } => {
+                    for (j, &c) in cmax[..n].iter().enumerate() {
+                        weights.push(push(
+                            &(&p / format!("s{j}")),
+                            "weight",
+                            &[classes, c * multiplier],
+                            init,
+                        ));
+                    }
+                }
+                OpKind::Pool { .. } => {
+                    for (j, &c) in cmax[..n].iter().enumerate() {
+                        weights.push(push(&(&p / format!("s{j}")), "weight", &[classes, c], init));
+                    }
+                }
+            }
+            let bias = push(&p, "bias", &[classes], init);
+            head.push((weights, bias));
+        }
         Supernet {
             vs,
             params,
             kinds: kinds.to_vec(),
             cmax,
             blocks,
-            head_weight,
-            head_bias,
+            head,
             in_channels,
             classes,
         }
@@ -301,12 +333,38 @@ impl Supernet {
             };
             weights.push(lw);
         }
-        let last = plan.channels.last().copied().unwrap_or(1);
-        used.push(self.head_weight);
-        used.push(self.head_bias);
+        let n = plan.layers.len();
+        let last = &plan.layers[n - 1];
+        let (head_blocks, head_bias) = &self.head[arch[n - 1][0] as usize];
+        let per = match last.kind {
+            OpKind::Depthwise { multiplier, .. } => multiplier,
+            _ => 1,
+        };
+        let head_weight = match last.kind {
+            OpKind::Conv { .. } | OpKind::Separable { .. } => {
+                used.push(head_blocks[0]);
+                self.params[head_blocks[0]].shallow_clone()
+            }
+            _ => {
+                let parts: Vec<Tensor> = last
+                    .inputs
+                    .iter()
+                    .map(|&j| {
+                        used.push(head_blocks[j]);
+                        self.params[head_blocks[j]].narrow(1, 0, plan.channels[j] * per)
+                    })
+                    .collect();
+                if parts.len() == 1 {
+                    parts[0].shallow_clone()
+                } else {
+                    Tensor::cat(&parts, 1)
+                }
+            }
+        };
+        used.push(*head_bias);
         Drawn {
-            head_weight: self.params[self.head_weight].narrow(1, 0, last),
-            head_bias: self.params[self.head_bias].shallow_clone(),
+            head_weight,
+            head_bias: self.params[*head_bias].shallow_clone(),
             plan,
             weights,
             used,

@@ -13,4 +13,5 @@ pub mod ops;
 pub mod plot;
 pub mod search;
 pub mod space;
+pub mod strategy;
 pub mod supernet;

@@ -58,6 +58,7 @@ pub fn accuracy(path: &Path, rewards: &[f64], losses: &[f64], window: usize) -> 
         chart
             .configure_mesh()
             .x_desc("controller step")
+            .x_label_formatter(&|x| format!("{}", *x as i64))
             .y_desc("reward")
             .light_line_style(WHITE)
             .label_style((FONT, 15))
@@ -107,6 +108,7 @@ pub fn accuracy(path: &Path, rewards: &[f64], losses: &[f64], window: usize) -> 
         chart
             .configure_mesh()
             .x_desc("epoch")
+            .x_label_formatter(&|x| format!("{}", *x as i64))
             .y_desc("cross-entropy")
             .light_line_style(WHITE)
             .label_style((FONT, 15))

@@ -291,7 +291,12 @@ fn a_search_killed_and_resumed_is_the_same_search() {
             "{f} differs"
         );
     }
-    let times = ["search_seconds", "final_seconds", "wall_seconds"];
+    let times = [
+        "search_seconds",
+        "final_seconds",
+        "wall_seconds",
+        "shared_seconds_per_epoch",
+    ];
     assert_eq!(
         without(&common::summary(&whole), &times),
         without(&common::summary(&killed), &times)

@@ -58,7 +58,7 @@ pub fn choose_best(
         return Ok(None);
     };
     let seeds: Vec<u64> = (0..settings.retrain_seeds)
-        .map(|i| retrain_seed(settings.seed, i))
+        .map(|i| crate::seeds::retrain_seed(settings.seed, i))
         .collect();
     let (mut candidate, mut judged, mut final_children, mut final_interrupted) =
         (first, Vec::new(), Vec::new(), true);
@@ -134,7 +134,7 @@ pub fn retrain_and_test(
             spec,
             tensors,
             child,
-            retrain_seed(seed, i),
+            crate::seeds::retrain_seed(seed, i),
             stop,
         );
         if stop.requested() {
@@ -144,11 +144,6 @@ pub fn retrain_and_test(
         first.get_or_insert(trained);
     }
     (accuracies, first)
-}
-
-/// The seed of the `i`-th retraining of the best architecture.
-pub fn retrain_seed(seed: u64, i: usize) -> u64 {
-    crate::seeds::splitmix64(seed ^ 0x7E57_7E57_7E57_7E57).wrapping_add(i as u64)
 }
 
 /// A progress message on stderr, unless quiet.

@@ -29,6 +29,12 @@ pub enum Command {
     Compare(crate::commands::compare::CompareArgs),
     /// Search a hannah-style YAML space (needs the cargo feature `choice-list`).
     ChoiceList(ChoiceListArgs),
+    /// ENAS macro search with parameter sharing, in Kubeflow Katib's formats (needs the cargo
+    /// feature `enas`).
+    Enas(EnasArgs),
+    /// Train one architecture as a Katib ENAS trial does, printing Katib's metric lines (needs
+    /// the cargo feature `enas`).
+    EnasTrial(EnasTrialArgs),
     /// Write the default run's moons (or, with --data-seed, other ones) as CSV (x1,x2,label;
     /// train, dev, test in order), to feed the same points to another implementation or back
     /// with --data.
@@ -86,6 +92,127 @@ pub struct ChoiceListArgs {
     /// --set final.max_epochs=50 (repeatable)
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
+}
+
+/// Flags of `archsearch enas`.
+#[derive(Args, Debug, Clone)]
+pub struct EnasArgs {
+    /// A whole Katib Experiment YAML: its spec.nasConfig and ENAS algorithmSettings are used
+    #[arg(long, value_name = "FILE.yaml", conflicts_with_all = ["space", "resume"])]
+    pub katib_experiment: Option<PathBuf>,
+    /// A bare Katib nasConfig (graphConfig and operations) [default: spaces/enas-digits.yaml]
+    #[arg(long, value_name = "FILE.yaml", conflicts_with = "resume")]
+    pub space: Option<PathBuf>,
+    /// An image dataset: digits (bundled), mnist, fashion-mnist or cifar10 (with --data-dir)
+    #[arg(long, default_value = "digits", conflicts_with = "resume")]
+    pub dataset: String,
+    /// The folder holding the dataset's files
+    #[arg(long, value_name = "DIR", conflicts_with = "resume")]
+    pub data_dir: Option<PathBuf>,
+    /// Seed of the controller, the shared weights, the batches and the retraining
+    #[arg(long, allow_negative_numbers = true, default_value_t = config::SEED, conflicts_with = "resume")]
+    pub seed: u64,
+    /// Where to train: auto, cpu, cuda or cuda:N
+    #[arg(long, default_value = "cpu", conflicts_with = "resume")]
+    pub device: String,
+    /// Train every sampled architecture from scratch (Katib's ENAS) instead of sharing weights
+    #[arg(long, conflicts_with = "resume")]
+    pub no_sharing: bool,
+    /// Override a setting by its name (Katib's for the controller), e.g.
+    /// --set controller_learning_rate=0.001 --set epochs=10 (repeatable)
+    #[arg(long = "set", value_name = "KEY=VALUE", conflicts_with = "resume")]
+    pub overrides: Vec<String>,
+    /// Output folder [default: runs/<date-time>]; must not exist or be empty
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Replace the contents of a non-empty --out folder
+    #[arg(long)]
+    pub force: bool,
+    /// Continue the interrupted or killed enas search in this folder
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["out", "force"])]
+    pub resume: Option<PathBuf>,
+    /// No progress lines
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Flags of `archsearch enas-trial`, as a Katib ENAS trial receives them.
+#[derive(Args, Debug, Clone)]
+pub struct EnasTrialArgs {
+    /// Katib's architecture string, e.g. "[[2], [0, 1]]" (single or double quotes)
+    #[arg(long, allow_hyphen_values = true)]
+    pub architecture: String,
+    /// Katib's nn_config string (single or double quotes)
+    #[arg(long, visible_alias = "nn_config", allow_hyphen_values = true)]
+    pub nn_config: String,
+    /// Epochs to train
+    #[arg(long, visible_alias = "num_epochs", default_value_t = 10)]
+    pub num_epochs: usize,
+    /// An image dataset: digits (bundled), mnist, fashion-mnist or cifar10 (with --data-dir)
+    #[arg(long, default_value = "digits")]
+    pub dataset: String,
+    /// The folder holding the dataset's files
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Seed of the initial weights and the batches
+    #[arg(long, allow_negative_numbers = true, default_value_t = config::SEED)]
+    pub seed: u64,
+    /// Where to train: auto, cpu, cuda or cuda:N
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+}
+
+/// `archsearch enas` in a build without the feature: say how to get it.
+#[cfg(not(feature = "enas"))]
+fn enas(_: &EnasArgs) -> anyhow::Result<i32> {
+    Err(UsageError::new(
+        "this archsearch was built without the `enas` feature; run it with \
+         `cargo run --release --features enas -- enas --dataset digits` \
+         (or `make build`, which enables every feature)",
+    )
+    .into())
+}
+
+#[cfg(feature = "enas")]
+fn enas(args: &EnasArgs) -> anyhow::Result<i32> {
+    crate::enas::command::run(&crate::enas::command::EnasOptions {
+        katib_experiment: args.katib_experiment.clone(),
+        space: args.space.clone(),
+        dataset: args.dataset.clone(),
+        data_dir: args.data_dir.clone(),
+        seed: args.seed,
+        device: args.device.clone(),
+        no_sharing: args.no_sharing,
+        overrides: args.overrides.clone(),
+        out: args.out.clone(),
+        force: args.force,
+        resume: args.resume.clone(),
+        quiet: args.quiet,
+    })
+}
+
+/// `archsearch enas-trial` in a build without the feature: say how to get it.
+#[cfg(not(feature = "enas"))]
+fn enas_trial(_: &EnasTrialArgs) -> anyhow::Result<i32> {
+    Err(UsageError::new(
+        "this archsearch was built without the `enas` feature; run it with \
+         `cargo run --release --features enas -- enas-trial ...` \
+         (or `make build`, which enables every feature)",
+    )
+    .into())
+}
+
+#[cfg(feature = "enas")]
+fn enas_trial(args: &EnasTrialArgs) -> anyhow::Result<i32> {
+    crate::enas::command::trial(&crate::enas::command::TrialOptions {
+        architecture: args.architecture.clone(),
+        nn_config: args.nn_config.clone(),
+        num_epochs: args.num_epochs,
+        dataset: args.dataset.clone(),
+        data_dir: args.data_dir.clone(),
+        seed: args.seed,
+        device: args.device.clone(),
+    })
 }
 
 /// `archsearch choice-list` in a build without the feature: say how to get it.
@@ -234,6 +361,8 @@ pub fn main() -> i32 {
         Some(Command::Bench(args)) => crate::commands::bench::run(&args).map(|_| 0),
         Some(Command::Compare(args)) => crate::commands::compare::run(&args).map(|_| 0),
         Some(Command::ChoiceList(args)) => choice_list(&args),
+        Some(Command::Enas(args)) => enas(&args),
+        Some(Command::EnasTrial(args)) => enas_trial(&args),
         Some(Command::Moons(args)) => crate::commands::moons::run(&args.out, args.data_seed),
         None => crate::commands::search::search(&cli.search.options()),
     };

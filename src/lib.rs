@@ -8,6 +8,8 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod data;
+#[cfg(feature = "enas")]
+pub mod enas;
 pub mod error;
 pub mod nn;
 pub mod outdir;

@@ -25,7 +25,7 @@ pub const MARKER: &str = ".archsearch-run";
 
 /// Every file a run folder may hold besides the marker (and their `.tmp` twins while they are
 /// written): the only files `--force` deletes. A command that writes another file adds it here.
-pub const RUN_FILES: [&str; 8] = [
+pub const RUN_FILES: [&str; 13] = [
     "rollouts.csv",
     "checkpoint.json",
     "summary.json",
@@ -34,6 +34,11 @@ pub const RUN_FILES: [&str; 8] = [
     "halfmoon.png",
     "boundary.png",
     "strategies.png",
+    "architecture.json", // enas: Katib's architecture string
+    "nn_config.json",    // enas: Katib's nn_config string
+    "architecture.png",  // enas: the found network
+    "checkpoint-a.ot",   // enas: the checkpoint's tensors, two alternating slots
+    "checkpoint-b.ot",
 ];
 
 /// Set by SIGINT or SIGTERM (or by `request`); long loops look at it once per step and stop.

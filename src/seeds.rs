@@ -26,6 +26,11 @@ pub fn child_seed(search_seed: u64, rollout: usize) -> u64 {
     splitmix64(splitmix64(search_seed) ^ rollout as u64)
 }
 
+/// The seed of the `i`-th retraining of the best architecture.
+pub fn retrain_seed(seed: u64, i: usize) -> u64 {
+    splitmix64(seed ^ 0x7E57_7E57_7E57_7E57).wrapping_add(i as u64)
+}
+
 /// SplitMix64's finaliser: a cheap bijective mixer for deriving independent seeds.
 pub fn splitmix64(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);

@@ -1,0 +1,17 @@
+//! ENAS macro search with parameter sharing (Pham et al. 2018, "Efficient Neural Architecture
+//! Search via Parameter Sharing") in Kubeflow Katib's formats: the space as Katib declares it
+//! (`space`, `katib`), Katib's trial operations and network (`ops`, `network`), the shared
+//! supernet (`supernet`), the LSTM controller (`controller`), the alternating search
+//! (`search`) and the commands (`command`). Behind the cargo feature `enas`.
+
+pub mod command;
+pub mod config;
+pub mod controller;
+pub mod katib;
+pub mod network;
+pub mod ops;
+pub mod plot;
+pub mod search;
+pub mod space;
+pub mod strategy;
+pub mod supernet;

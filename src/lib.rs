@@ -6,6 +6,8 @@ pub mod choice_list;
 pub mod cli;
 pub mod commands;
 pub mod config;
+#[cfg(feature = "darts")]
+pub mod darts;
 pub mod data;
 pub mod error;
 pub mod nn;

@@ -8,3 +8,4 @@
 pub mod config;
 pub mod ops;
 pub mod settings;
+pub mod supernet;

@@ -5,6 +5,7 @@
 //! (`genotype`, `discrete`), the bilevel search with its outputs (`search`, `plots`), and the
 //! commands (`command`).
 
+pub mod architect;
 pub mod config;
 pub mod ops;
 pub mod settings;

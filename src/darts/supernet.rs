@@ -73,6 +73,12 @@ pub fn edges(num_nodes: usize) -> Vec<(usize, usize)> {
         .collect()
 }
 
+/// Mean cross-entropy in the logits' own precision (tch's `cross_entropy_for_logits` works in
+/// f32, too coarse for the oracle tests in f64).
+pub fn cross_entropy(logits: &Tensor, y: &Tensor) -> Tensor {
+    logits.log_softmax(-1, logits.kind()).nll_loss(y)
+}
+
 /// The preprocessing of a cell's first input: a factorized reduce after a reduction cell.
 #[derive(Debug)]
 pub enum Pre {
@@ -251,8 +257,7 @@ impl Supernet {
     /// Mean cross-entropy of the logits for `x` against `y`, in train mode with batch
     /// statistics and nothing updated (the architect's loss).
     pub fn loss(&self, w: &[Tensor], alphas: &[Tensor], x: &Tensor, y: &Tensor) -> Tensor {
-        self.forward(w, None, alphas, x, true)
-            .cross_entropy_for_logits(y)
+        cross_entropy(&self.forward(w, None, alphas, x, true), y)
     }
 
     /// Each alpha tensor's softmax weights, as rows of f64.

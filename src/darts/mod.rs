@@ -7,6 +7,8 @@
 
 pub mod architect;
 pub mod config;
+pub mod discrete;
+pub mod genotype;
 pub mod ops;
 pub mod settings;
 pub mod supernet;

@@ -49,7 +49,18 @@ pub struct DiscreteNet {
 }
 
 impl DiscreteNet {
-    /// Builds the network in `p`; a genotype without a reduction cell needs `num_layers` 1.
+    /// Refuses a genotype without a reduction cell for a network that has reduction cells.
+    pub fn check(genotype: &Genotype, num_layers: usize) -> Result<(), UsageError> {
+        let (_, shapes, _) = layout(num_layers, 2, 1, genotype.num_nodes());
+        if shapes.iter().any(|s| s.reduction) && genotype.reduce.is_empty() {
+            return Err(UsageError::new(format!(
+                "the genotype has no reduction cell (reduce=[]), but {num_layers} cells place reduction cells; use --num-layers 1"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Builds the network in `p` (a genotype `check` refuses uses its normal cell throughout).
     pub fn new(
         p: &nn::Path,
         genotype: &Genotype,
@@ -58,20 +69,15 @@ impl DiscreteNet {
         stem_multiplier: usize,
         in_channels: i64,
         classes: i64,
-    ) -> Result<DiscreteNet, UsageError> {
+    ) -> DiscreteNet {
         let nodes = genotype.num_nodes();
         let (stem_c, shapes, c_out) = layout(num_layers, init_channels, stem_multiplier, nodes);
-        if shapes.iter().any(|s| s.reduction) && genotype.reduce.is_empty() {
-            return Err(UsageError::new(format!(
-                "the genotype has no reduction cell (reduce=[]), but {num_layers} cells place reduction cells; use --num-layers 1"
-            )));
-        }
         let mut b = Builder::new(p.clone());
         let stem = b.conv(stem_c, in_channels, 3);
         let stem_bn = b.bn(stem_c, true);
         let mut cells = Vec::new();
         for shape in &shapes {
-            let genes: &CellGenes = if shape.reduction {
+            let genes: &CellGenes = if shape.reduction && !genotype.reduce.is_empty() {
                 &genotype.reduce
             } else {
                 &genotype.normal
@@ -93,14 +99,14 @@ impl DiscreteNet {
             cells.push(Cell { pre0, pre1, nodes });
         }
         let head = b.linear(c_out, classes);
-        Ok(DiscreteNet {
+        DiscreteNet {
             params: b.params,
             buffers: b.buffers,
             stem,
             stem_bn,
             cells,
             head,
-        })
+        }
     }
 
     /// Trainable values in the network.
@@ -148,7 +154,8 @@ mod tests {
         )
         .unwrap();
         let vs = nn::VarStore::new(Device::Cpu);
-        let net = DiscreteNet::new(&vs.root(), &g, 3, 4, 2, 1, 10).unwrap();
+        DiscreteNet::check(&g, 3).unwrap();
+        let net = DiscreteNet::new(&vs.root(), &g, 3, 4, 2, 1, 10);
         let x = Tensor::randn([5, 1, 8, 8], (Kind::Float, Device::Cpu));
         assert_eq!(net.forward_t(&x, true).size(), [5, 10]);
         assert_eq!(net.forward_t(&x, false).size(), [5, 10]);
@@ -161,8 +168,10 @@ mod tests {
         );
         // Without a reduction cell, only one cell fits.
         let one = Genotype::parse("Genotype(normal=[[('max_pooling_3x3',0),('max_pooling_3x3',1)]],normal_concat=range(2,3),reduce=[],reduce_concat=range(2,3))").unwrap();
-        assert!(DiscreteNet::new(&(vs.root() / "b"), &one, 1, 4, 1, 1, 10).is_ok());
-        let e = DiscreteNet::new(&(vs.root() / "c"), &one, 2, 4, 1, 1, 10).unwrap_err();
+        assert!(DiscreteNet::check(&one, 1).is_ok());
+        let single = DiscreteNet::new(&(vs.root() / "b"), &one, 1, 4, 1, 1, 10);
+        assert_eq!(single.forward_t(&x, false).size(), [5, 10]);
+        let e = DiscreteNet::check(&one, 2).unwrap_err();
         assert!(e.0.contains("--num-layers 1"));
     }
 }

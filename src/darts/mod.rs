@@ -10,5 +10,7 @@ pub mod config;
 pub mod discrete;
 pub mod genotype;
 pub mod ops;
+pub mod plots;
+pub mod search;
 pub mod settings;
 pub mod supernet;

@@ -183,7 +183,7 @@ def main():
         lr = 0.001 + 0.5 * (0.025 - 0.001) * (1 + torch.cos(torch.tensor(3.14159265 * epoch / 20)).item())
         for g in w_opt.param_groups:
             g["lr"] = lr
-        start = time.time()
+        start, cpu = time.time(), time.process_time()
         pw, pa = torch.randperm(half), torch.randperm(len(ya))
         steps = min(half // a.batch_size + (half % a.batch_size > 1), len(ya) // a.batch_size + (len(ya) % a.batch_size > 1))
         for s in range(steps):
@@ -224,7 +224,11 @@ def main():
             loss.backward()
             nn.utils.clip_grad_norm_(weights, 5.0)
             w_opt.step()
-        print(f"epoch {epoch + 1}: {time.time() - start:.2f} s ({steps} steps, order {a.order}, {a.threads} thread(s))", flush=True)
+        print(
+            f"epoch {epoch + 1}: {time.time() - start:.2f} s wall, {time.process_time() - cpu:.2f} s CPU "
+            f"({steps} steps, order {a.order}, {a.threads} thread(s))",
+            flush=True,
+        )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory {peak:.0f} MiB")
 

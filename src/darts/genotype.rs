@@ -353,6 +353,7 @@ mod tests {
     fn the_string_round_trips_and_katibs_filter_reads_it() {
         let mut rng = Pcg64::seed_from_u64(1);
         let prims = Primitive::all();
+        let re = regex::Regex::new(r"([\w-]+)=(Genotype.*)").unwrap();
         for (nodes, reduction) in [(4, true), (1, false), (3, true)] {
             let g = random(&prims, nodes, reduction, &mut rng);
             let text = g.to_string();
@@ -360,7 +361,6 @@ mod tests {
             assert_eq!(Genotype::parse(&text).unwrap(), g);
             let line = g.katib_line();
             assert_eq!(Genotype::parse(&line).unwrap(), g);
-            let re = regex::Regex::new(r"([\w-]+)=(Genotype.*)").unwrap();
             let caps = re.captures(&line).unwrap();
             assert_eq!(&caps[1], "Best-Genotype");
             assert_eq!(&caps[2], text);

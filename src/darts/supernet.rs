@@ -120,8 +120,8 @@ impl SearchCell {
         let mut edge = 0;
         for i in 0..self.num_nodes {
             let mut sum: Option<Tensor> = None;
-            for j in 0..2 + i {
-                let out = self.ops[edge].forward(ctx, &states[j], &weights.get(edge as i64));
+            for state in &states[..2 + i] {
+                let out = self.ops[edge].forward(ctx, state, &weights.get(edge as i64));
                 edge += 1;
                 sum = Some(match sum {
                     Some(s) => s + out,

@@ -39,6 +39,136 @@ pub enum Command {
     /// train, dev, test in order), to feed the same points to another implementation or back
     /// with --data.
     Moons(MoonsArgs),
+    /// Differentiable architecture search (DARTS) of conv cells on an image set, first or
+    /// second order, with Katib's trial arguments (needs the cargo feature `darts`).
+    Darts(DartsArgs),
+    /// Train the network of a DARTS genotype (archsearch's or Katib's) with the final-training
+    /// protocol (needs the cargo feature `darts`).
+    DartsTrain(DartsTrainArgs),
+}
+
+/// The image sets of `archsearch darts`.
+const DARTS_DATASETS: [&str; 4] = ["digits", "mnist", "fashion-mnist", "cifar10"];
+
+/// Flags of `archsearch darts`.
+#[derive(Args, Debug, Clone)]
+pub struct DartsArgs {
+    /// The image set: the bundled 8x8 digits, or mnist, fashion-mnist, cifar10 from --data-dir
+    #[arg(long, default_value = "digits", value_parser = DARTS_DATASETS)]
+    pub dataset: String,
+    /// The folder holding the files of mnist, fashion-mnist or cifar10 (never downloaded)
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// 1: the alpha gradient at the current weights; 2: through the unrolled weight step
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub order: Option<u8>,
+    /// Katib's algorithm settings, e.g. "{'num_epochs': '10', 'init_channels': '8'}"
+    #[arg(long, value_name = "DICT", allow_hyphen_values = true)]
+    pub algorithm_settings: Option<String>,
+    /// Katib's search space, e.g. "['separable_convolution_3x3', 'skip_connection']" (none is added)
+    #[arg(long, value_name = "LIST", allow_hyphen_values = true)]
+    pub search_space: Option<String>,
+    /// Cells in the network (Katib's numLayers)
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub num_layers: Option<String>,
+    /// Override a setting by its summary.json name under "settings", e.g. --set alpha_lr=0.003 (repeatable)
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// Seed of the weights, alphas, batches and retrainings (CPU runs repeat exactly)
+    #[arg(long, default_value_t = config::SEED)]
+    pub seed: u64,
+    /// Where the supernet trains: auto, cpu, cuda or cuda:N
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Output folder [default: runs/<date-time>]; must not exist or be empty
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Replace the contents of a non-empty --out folder
+    #[arg(long)]
+    pub force: bool,
+    /// Continue the interrupted or killed DARTS search in this folder from its last checkpoint
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["out", "force", "order", "algorithm_settings", "search_space", "num_layers", "overrides", "dataset", "data_dir", "seed"])]
+    pub resume: Option<PathBuf>,
+    /// No progress lines
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Flags of `archsearch darts-train`.
+#[derive(Args, Debug, Clone)]
+pub struct DartsTrainArgs {
+    /// The genotype, in Katib's format: "Genotype(normal=[[('skip_connection',0),...]],...)"
+    #[arg(long, allow_hyphen_values = true)]
+    pub genotype: String,
+    /// The image set
+    #[arg(long, default_value = "digits", value_parser = DARTS_DATASETS)]
+    pub dataset: String,
+    /// The folder holding the files of mnist, fashion-mnist or cifar10
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Cells in the network
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub num_layers: Option<String>,
+    /// Override a setting (init_channels, stem_multiplier, retrain_seeds, retrain_epochs, ...)
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// First seed of the trainings
+    #[arg(long, default_value_t = config::SEED)]
+    pub seed: u64,
+    /// Where the network trains: auto, cpu, cuda or cuda:N
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// No progress lines
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[cfg(not(feature = "darts"))]
+fn darts(_: &DartsArgs) -> anyhow::Result<i32> {
+    Err(UsageError::new(NO_DARTS).into())
+}
+
+#[cfg(not(feature = "darts"))]
+fn darts_train(_: &DartsTrainArgs) -> anyhow::Result<i32> {
+    Err(UsageError::new(NO_DARTS).into())
+}
+
+#[cfg(not(feature = "darts"))]
+const NO_DARTS: &str = "this archsearch was built without the `darts` feature; run it with \
+     `cargo run --release --features darts -- darts --dataset digits` \
+     (or `make build`, which enables every feature)";
+
+#[cfg(feature = "darts")]
+fn darts(args: &DartsArgs) -> anyhow::Result<i32> {
+    crate::darts::search::run(&crate::darts::search::DartsOptions {
+        dataset: args.dataset.clone(),
+        data_dir: args.data_dir.clone(),
+        order: args.order,
+        algorithm_settings: args.algorithm_settings.clone(),
+        search_space: args.search_space.clone(),
+        num_layers: args.num_layers.clone(),
+        overrides: args.overrides.clone(),
+        seed: args.seed,
+        device: args.device.clone(),
+        out: args.out.clone(),
+        force: args.force,
+        resume: args.resume.clone(),
+        quiet: args.quiet,
+    })
+}
+
+#[cfg(feature = "darts")]
+fn darts_train(args: &DartsTrainArgs) -> anyhow::Result<i32> {
+    crate::darts::search::train_genotype(&crate::darts::search::TrainOptions {
+        genotype: args.genotype.clone(),
+        dataset: args.dataset.clone(),
+        data_dir: args.data_dir.clone(),
+        num_layers: args.num_layers.clone(),
+        overrides: args.overrides.clone(),
+        seed: args.seed,
+        device: args.device.clone(),
+        quiet: args.quiet,
+    })
 }
 
 /// Flags of `archsearch moons`.
@@ -364,6 +494,8 @@ pub fn main() -> i32 {
         Some(Command::Enas(args)) => enas(&args),
         Some(Command::EnasTrial(args)) => enas_trial(&args),
         Some(Command::Moons(args)) => crate::commands::moons::run(&args.out, args.data_seed),
+        Some(Command::Darts(args)) => darts(&args),
+        Some(Command::DartsTrain(args)) => darts_train(&args),
         None => crate::commands::search::search(&cli.search.options()),
     };
     match outcome {

@@ -7,6 +7,8 @@ pub mod choice_list;
 pub mod cli;
 pub mod commands;
 pub mod config;
+#[cfg(feature = "darts")]
+pub mod darts;
 pub mod data;
 #[cfg(feature = "enas")]
 pub mod enas;

@@ -25,8 +25,14 @@ pub const MARKER: &str = ".archsearch-run";
 
 /// Every file a run folder may hold besides the marker (and their `.tmp` twins while they are
 /// written): the only files `--force` deletes. A command that writes another file adds it here.
-pub const RUN_FILES: [&str; 13] = [
+pub const RUN_FILES: [&str; 19] = [
     "rollouts.csv",
+    "alphas.csv",
+    "genotype.txt",
+    "checkpoint.ot",
+    "alphas.png",
+    "normal.png",
+    "reduce.png",
     "checkpoint.json",
     "summary.json",
     "run.json",

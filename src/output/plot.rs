@@ -12,7 +12,7 @@ use plotters::style::FontStyle;
 use crate::data::{Dataset, Splits};
 use crate::stats::moving_average;
 
-const FONT: &str = "sans-serif";
+pub(crate) const FONT: &str = "sans-serif";
 const WIDTH: u32 = 1000;
 const HEIGHT: u32 = 600;
 /// Colours of classes and curves, in order.
@@ -25,7 +25,7 @@ pub const PALETTE: [RGBColor; 6] = [
     RGBColor(140, 86, 75),
 ];
 
-fn register_font() {
+pub(crate) fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let bytes: &'static [u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");

@@ -3,9 +3,6 @@
 //! architecture (re-scoring it with gradients), `state`/`restore` carry the controller for
 //! checkpoints. `archsearch enas` drives the controller directly, since its rewards need the
 //! shared weights between the phases; this adapter lets any loop use it.
-//
-// TODO(lead): impl crate::strategy::Strategy for EnasStrategy once the trait has this shape,
-// and use crate::strategy::{Proposal, Told} instead of the copies below.
 
 use anyhow::{Context, Result};
 use rand_pcg::Pcg64;
@@ -15,20 +12,7 @@ use tch::Tensor;
 use super::config::EnasSettings;
 use super::controller::{Controller, ControllerState};
 use super::space::Arch;
-
-/// A configuration to evaluate (the trait's `Proposal`).
-pub struct Proposal {
-    pub config: Value,
-    pub budget: Option<f64>,
-    pub seed: Option<u64>,
-}
-
-/// What `tell` learned (the trait's `Told`).
-pub struct Told {
-    pub rewards: Vec<f64>,
-    pub beta: Option<f64>,
-    pub loss: Option<f64>,
-}
+use crate::strategy::{Proposal, Strategy, Told};
 
 pub struct EnasStrategy {
     pub controller: Controller,
@@ -46,12 +30,14 @@ impl EnasStrategy {
             settings: settings.clone(),
         }
     }
+}
 
-    pub fn name(&self) -> &'static str {
+impl Strategy for EnasStrategy {
+    fn name(&self) -> &'static str {
         "enas"
     }
 
-    pub fn ask(&mut self, n: usize, rng: &mut Pcg64) -> Result<Vec<Proposal>> {
+    fn ask(&mut self, n: usize, rng: &mut Pcg64) -> Result<Vec<Proposal>> {
         Ok((0..n)
             .map(|_| Proposal {
                 config: json!(self.controller.sample(rng)),
@@ -61,7 +47,7 @@ impl EnasStrategy {
             .collect())
     }
 
-    pub fn tell(&mut self, results: &[(Proposal, f64)]) -> Result<Told> {
+    fn tell(&mut self, results: &[(Proposal, f64)]) -> Result<Told> {
         let mut rewards = Vec::new();
         let mut loss = 0.0;
         // `run` with a given architecture draws nothing from the generator.
@@ -89,7 +75,7 @@ impl EnasStrategy {
         })
     }
 
-    pub fn state(&self) -> Result<Value> {
+    fn state(&self) -> Result<Value> {
         let tensors: Vec<Vec<f32>> = self
             .controller
             .tensors()
@@ -99,7 +85,7 @@ impl EnasStrategy {
         Ok(json!({ "tensors": tensors, "state": self.controller.state }))
     }
 
-    pub fn restore(&mut self, state: &Value) -> Result<()> {
+    fn restore(&mut self, state: &Value) -> Result<()> {
         let saved: Vec<Vec<f32>> = serde_json::from_value(state["tensors"].clone())
             .context("the strategy state has no controller tensors")?;
         let now = self.controller.tensors();

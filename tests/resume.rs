@@ -31,7 +31,6 @@ fn figures(s: &serde_json::Value) -> Vec<serde_json::Value> {
 fn killed_at_random_moments_and_resumed_is_the_same_search() {
     let dir = tempfile::tempdir().unwrap();
     let whole = dir.path().join("whole");
-    let started = std::time::Instant::now();
     let o = archsearch_quick(&[
         "--rollouts",
         "1000",
@@ -42,9 +41,6 @@ fn killed_at_random_moments_and_resumed_is_the_same_search() {
         "--quiet",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    // Kill moments are spread over most of the whole run's measured length, so they fall inside
-    // the run however fast or loaded this machine is.
-    let span_ms = (started.elapsed().as_millis() as u64 * 3 / 4).max(20);
 
     let pieces = dir.path().join("pieces");
     let pieces_s = pieces.to_str().unwrap();
@@ -71,13 +67,22 @@ fn killed_at_random_moments_and_resumed_is_the_same_search() {
         x = x
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        // A run killed before its first checkpoint has nothing to resume (and is refused): the
-        // moments are counted from the checkpoint's appearance, however slow the start.
-        while !pieces.join("checkpoint.json").exists() && child.try_wait().unwrap().is_none() {
-            std::thread::sleep(Duration::from_millis(5));
+        // Kill moments are counted in rows written, not in time, so they fall inside the run
+        // however fast or loaded this machine is: after a pseudo-random number of rows (up to
+        // 400 more than the run started with, so later kills may land in the final training),
+        // once the first checkpoint exists (a run killed before it has nothing to resume).
+        let rows = || {
+            std::fs::read(pieces.join("rollouts.csv"))
+                .map(|b| b.iter().filter(|&&c| c == b'\n').count() as u64)
+                .unwrap_or(0)
+                .saturating_sub(1)
+        };
+        let target = rows() + 1 + (x >> 33) % 400;
+        while (!pieces.join("checkpoint.json").exists() || rows() < target)
+            && child.try_wait().unwrap().is_none()
+        {
+            std::thread::sleep(Duration::from_millis(2));
         }
-        let wait = (x >> 33) % span_ms;
-        std::thread::sleep(Duration::from_millis(wait));
         let finished = child.try_wait().unwrap().is_some();
         if !finished && kills < 4 {
             child.kill().unwrap(); // SIGKILL

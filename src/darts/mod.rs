@@ -2,8 +2,8 @@
 //! trial interface: the settings by Katib's names (`config`, `settings`), the operations
 //! (`ops`), the supernet of mixed operations (`supernet`), the architect computing the alpha
 //! gradient of first or second order (`architect`), genotypes and the discrete network
-//! (`genotype`, `discrete`), the bilevel search with its outputs (`search`, `plots`), and the
-//! commands (`command`).
+//! (`genotype`, `discrete`), and the bilevel search with its outputs and the commands
+//! `darts` and `darts-train` (`search`, `plots`).
 
 pub mod architect;
 pub mod config;

@@ -2,6 +2,8 @@
 //! half-moon NAS demo (a GRU controller trained by REINFORCE, after Zoph & Le 2016).
 
 pub mod best;
+#[cfg(feature = "cells")]
+pub mod cells;
 #[cfg(feature = "choice-list")]
 pub mod choice_list;
 pub mod cli;

@@ -29,6 +29,9 @@ pub enum Command {
     Compare(crate::commands::compare::CompareArgs),
     /// Search a hannah-style YAML space (needs the cargo feature `choice-list`).
     ChoiceList(ChoiceListArgs),
+    /// The NAS-Bench-201 cell space (needs the cargo feature `cells`).
+    #[command(subcommand)]
+    Cells(CellsCommand),
     /// ENAS macro search with parameter sharing, in Kubeflow Katib's formats (needs the cargo
     /// feature `enas`).
     Enas(EnasArgs),
@@ -180,6 +183,57 @@ pub struct MoonsArgs {
     /// The seed of the points: the default run's, or another draw of the same size and noise
     #[arg(long, allow_negative_numbers = true, default_value_t = config::DATA_SEED)]
     pub data_seed: u64,
+}
+
+/// Subcommands of `archsearch cells`.
+#[derive(Subcommand, Debug, Clone)]
+pub enum CellsCommand {
+    /// Write the cell space as configspace.json (ConfigSpace's JSON layout) and print how many
+    /// of its 15 625 cells are unique up to isomorphism.
+    Space(CellsSpaceArgs),
+}
+
+/// Flags of `archsearch cells space`.
+#[derive(Args, Debug, Clone)]
+pub struct CellsSpaceArgs {
+    /// Folder to write configspace.json into (default: runs/<date-time>)
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Replace a previous run folder of archsearch's at --out
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `archsearch cells` in a build without the feature: say how to get it.
+#[cfg(not(feature = "cells"))]
+fn cells(_: &CellsCommand) -> anyhow::Result<i32> {
+    Err(UsageError::new(
+        "this archsearch was built without the `cells` feature; run it with \
+         `cargo run --release --features cells -- cells space --out DIR` \
+         (or `make build`, which enables every feature)",
+    )
+    .into())
+}
+
+#[cfg(feature = "cells")]
+fn cells(command: &CellsCommand) -> anyhow::Result<i32> {
+    match command {
+        CellsCommand::Space(args) => {
+            let dir = crate::outdir::prepare(args.out.as_deref(), args.force, "cells space")?;
+            let path = dir.join("configspace.json");
+            crate::outdir::write_json_atomically(
+                &path,
+                &crate::cells::configspace::configspace_json(),
+            )?;
+            println!("wrote {}", path.display());
+            println!(
+                "{} cells, {} unique up to isomorphism (NAS-Bench-201's rule)",
+                crate::cells::config::CELLS,
+                crate::cells::isomorphism::unique_count()
+            );
+            Ok(0)
+        }
+    }
 }
 
 /// Flags of `archsearch choice-list`.
@@ -491,6 +545,7 @@ pub fn main() -> i32 {
         Some(Command::Bench(args)) => crate::commands::bench::run(&args).map(|_| 0),
         Some(Command::Compare(args)) => crate::commands::compare::run(&args).map(|_| 0),
         Some(Command::ChoiceList(args)) => choice_list(&args),
+        Some(Command::Cells(command)) => cells(&command),
         Some(Command::Enas(args)) => enas(&args),
         Some(Command::EnasTrial(args)) => enas_trial(&args),
         Some(Command::Moons(args)) => crate::commands::moons::run(&args.out, args.data_seed),

@@ -28,7 +28,7 @@ fn cells_space_writes_configspace_and_prints_unique_count() {
         .map(|h| h["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["1<-0", "2<-0", "2<-1", "3<-0", "3<-1", "3<-2"]);
-    assert_eq!(space["json_format_version"], 0.4);
+    assert_eq!(space["format_version"], 0.4);
     // A second run into the same folder is refused before writing (exit 2).
     let again = Command::new(env!("CARGO_BIN_EXE_archsearch"))
         .args(["cells", "space", "--out"])

@@ -55,7 +55,9 @@ pub fn config_to_cell(config: &Value) -> Result<Cell> {
     Ok(Cell { ops })
 }
 
-/// The cell space in ConfigSpace's JSON layout (what `configspace.json` holds).
+/// The cell space in ConfigSpace's JSON layout (what `configspace.json` holds), as ConfigSpace
+/// 1.2's writer lays it out (`default_value`, `meta`, `format_version`); ConfigSpace 1.2 reads it
+/// back without a warning (checked by hand, see the README).
 pub fn configspace_json() -> Value {
     let choices: Vec<&str> = Op::ALL.iter().map(|o| o.name()).collect();
     let hyperparameters: Vec<Value> = EDGE_LIST
@@ -65,8 +67,9 @@ pub fn configspace_json() -> Value {
                 "name": edge_name(to, from),
                 "type": "categorical",
                 "choices": choices,
-                "default": DEFAULT_OP,
                 "weights": null,
+                "default_value": DEFAULT_OP,
+                "meta": null,
             })
         })
         .collect();
@@ -75,7 +78,7 @@ pub fn configspace_json() -> Value {
         "hyperparameters": hyperparameters,
         "conditions": [],
         "forbiddens": [],
-        "json_format_version": JSON_FORMAT_VERSION,
+        "format_version": JSON_FORMAT_VERSION,
     })
 }
 
@@ -135,12 +138,12 @@ mod tests {
         let ops = r#"["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]"#;
         let hp = |name: &str| {
             format!(
-                r#"{{"name": "{name}", "type": "categorical", "choices": {ops}, "default": "none", "weights": null}}"#
+                r#"{{"name": "{name}", "type": "categorical", "choices": {ops}, "weights": null, "default_value": "none", "meta": null}}"#
             )
         };
         let expected = format!(
             r#"{{"name": "nas-bench-201-cell", "hyperparameters": [{}, {}, {}, {}, {}, {}],
-                "conditions": [], "forbiddens": [], "json_format_version": 0.4}}"#,
+                "conditions": [], "forbiddens": [], "format_version": 0.4}}"#,
             hp("1<-0"),
             hp("2<-0"),
             hp("2<-1"),

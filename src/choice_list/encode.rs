@@ -1,5 +1,6 @@
 //! A configuration as a sequence of categorical decisions, for an RL controller that only
-//! learns how many options each step has (the controller of Zoph & Le 2016, STYLE.md).
+//! learns how many options each step has (the controller of Zoph & Le 2016; docs/algorithms.md
+//! §2.3).
 //!
 //! Order (depth first, mappings in file order): a Choice is its option's index, then the
 //! chosen option's decisions; a ChoiceList is its length minus `min` (`max - min` options),

@@ -117,24 +117,8 @@ fn sigint_stops_cleanly_with_a_summary_and_plots() {
     // Timed from the run's first line, printed once its signal handlers are installed: a
     // loaded machine's slow start cannot turn SIGINT into death by signal. stderr is read to
     // the end meanwhile, so the run never blocks on a full pipe.
-    let (tx, rx) = std::sync::mpsc::channel();
-    let err = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        use std::io::Read;
-        let mut text = Vec::new();
-        let mut first = true;
-        let mut byte = [0u8; 1];
-        let mut err = err;
-        while let Ok(1) = err.read(&mut byte) {
-            text.push(byte[0]);
-            if first && byte[0] == b'\n' {
-                first = false;
-                let _ = tx.send(());
-            }
-        }
-        String::from_utf8_lossy(&text).into_owned()
-    });
-    let _ = rx.recv_timeout(Duration::from_secs(120));
+    let lines = stderr_lines(&mut child);
+    wait_for(&lines, "archsearch: 100000 rollouts");
     std::thread::sleep(Duration::from_millis(1500));
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -142,8 +126,8 @@ fn sigint_stops_cleanly_with_a_summary_and_plots() {
         .unwrap();
     assert!(status.success());
     let status = child.wait().unwrap();
-    let text = reader.join().unwrap();
-    assert_eq!(status.code(), Some(130), "{text}");
+    let text: Vec<String> = lines.iter().collect();
+    assert_eq!(status.code(), Some(130), "{}", text.join("\n"));
     let s = summary(&out);
     assert_eq!(s["interrupted"], true);
     let done = s["rollouts_done"].as_u64().unwrap();

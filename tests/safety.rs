@@ -6,10 +6,8 @@
 mod common;
 use common::*;
 
-use std::io::BufRead;
 use std::path::Path;
 use std::process::{Child, Output, Stdio};
-use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 /// Runs the binary in the working folder `cwd`, with extra environment variables.
@@ -396,34 +394,6 @@ fn a_relative_data_path_resumes_from_any_working_folder() {
     refused(&o, "was searched on");
 }
 
-/// The lines of a child's stderr, as they come.
-fn stderr_lines(child: &mut Child) -> Receiver<String> {
-    let (send, receive) = std::sync::mpsc::channel();
-    let pipe = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(pipe).lines() {
-            let Ok(line) = line else { break };
-            if send.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    receive
-}
-
-/// Waits for a stderr line containing `text` (a generous bound against a hang of the test).
-fn wait_for(lines: &Receiver<String>, text: &str) {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while Instant::now() < deadline {
-        match lines.recv_timeout(Duration::from_secs(1)) {
-            Ok(line) if line.contains(text) => return,
-            Ok(_) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-            Err(e) => panic!("stderr ended before `{text}`: {e}"),
-        }
-    }
-    panic!("no `{text}` on stderr");
-}
-
 /// SIGTERM to `child`; its exit code, or a failure when it has not exited after `seconds`.
 fn terminate(child: &mut Child, seconds: u64) -> Option<i32> {
     // SAFETY: kill(2) with the id of a child this test started and has not reaped.
@@ -707,17 +677,8 @@ fn choice_list_stopped_by_sigterm_and_resumed_is_the_same_search() {
             .unwrap();
         // From the run's first line on stderr: it is printed after the signal handlers are
         // installed, so a loaded machine's slow start cannot turn SIGTERM into death by signal.
-        let (tx, rx) = std::sync::mpsc::channel();
-        let err = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(err).lines() {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let _ = rx.recv_timeout(Duration::from_secs(120));
+        let lines = stderr_lines(&mut child);
+        wait_for(&lines, "");
         std::thread::sleep(Duration::from_millis(wait));
         match terminate(&mut child, 60) {
             Some(130) => stops += 1,

@@ -176,6 +176,20 @@ impl RandomSearch {
     }
 }
 
+/// Records each told fitness in turn; the rewards are the fitnesses themselves.
+fn record_all(
+    results: &[(Proposal, f64)],
+    mut record: impl FnMut(Config, f64) -> Result<(), UsageError>,
+) -> Result<Told> {
+    for (p, fitness) in results {
+        record(p.config.clone(), *fitness)?;
+    }
+    Ok(Told {
+        rewards: results.iter().map(|(_, f)| *f).collect(),
+        ..Told::default()
+    })
+}
+
 /// What a checkpoint keeps of either strategy.
 #[derive(Serialize, Deserialize)]
 struct Saved {
@@ -193,13 +207,7 @@ impl Strategy for AgingEvolution {
     }
 
     fn tell(&mut self, results: &[(Proposal, f64)]) -> Result<Told> {
-        for (p, fitness) in results {
-            self.record(p.config.clone(), *fitness)?;
-        }
-        Ok(Told {
-            rewards: results.iter().map(|(_, f)| *f).collect(),
-            ..Told::default()
-        })
+        record_all(results, |c, f| self.record(c, f))
     }
 
     fn state(&self) -> Result<Value> {
@@ -233,13 +241,7 @@ impl Strategy for RandomSearch {
     }
 
     fn tell(&mut self, results: &[(Proposal, f64)]) -> Result<Told> {
-        for (p, fitness) in results {
-            self.record(p.config.clone(), *fitness)?;
-        }
-        Ok(Told {
-            rewards: results.iter().map(|(_, f)| *f).collect(),
-            ..Told::default()
-        })
+        record_all(results, |c, f| self.record(c, f))
     }
 
     fn state(&self) -> Result<Value> {

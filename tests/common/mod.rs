@@ -102,3 +102,31 @@ pub fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
     files.sort();
     files
 }
+
+/// The lines of a child's stderr, as they come.
+pub fn stderr_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    let (send, receive) = std::sync::mpsc::channel();
+    let pipe = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(pipe)) {
+            let Ok(line) = line else { break };
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    receive
+}
+
+/// Waits for a stderr line containing `text` (a generous bound against a hang of the test).
+pub fn wait_for(lines: &std::sync::mpsc::Receiver<String>, text: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while std::time::Instant::now() < deadline {
+        match lines.recv_timeout(std::time::Duration::from_secs(1)) {
+            Ok(line) if line.contains(text) => return,
+            Ok(_) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(e) => panic!("stderr ended before `{text}`: {e}"),
+        }
+    }
+    panic!("no `{text}` on stderr");
+}

@@ -8,5 +8,6 @@ pub mod cell;
 pub mod config;
 pub mod configspace;
 pub mod isomorphism;
+pub mod table;
 
 pub use cell::{Cell, Op};

@@ -191,6 +191,53 @@ pub enum CellsCommand {
     /// Write the cell space as configspace.json (ConfigSpace's JSON layout) and print how many
     /// of its 15 625 cells are unique up to isomorphism.
     Space(CellsSpaceArgs),
+    /// Train every class of isomorphic cells with a fixed protocol and tabulate train, dev and
+    /// test accuracy and seconds per epoch (a NAS-Bench-201-style table; resumable)
+    Build(CellsBuildArgs),
+}
+
+/// Flags of `archsearch cells build`.
+#[derive(Args, Debug, Clone)]
+pub struct CellsBuildArgs {
+    /// Image dataset to train on: digits (bundled), mnist, fashion-mnist or cifar10
+    #[arg(long, default_value = "digits", conflicts_with = "resume")]
+    pub dataset: String,
+    /// Folder holding the dataset's files (not for digits)
+    #[arg(long, value_name = "DIR", conflicts_with = "resume")]
+    pub data_dir: Option<PathBuf>,
+    /// Epochs of every training (the table's full budget)
+    #[cfg_attr(feature = "cells", arg(default_value_t = crate::cells::config::BUILD_EPOCHS as u64))]
+    #[cfg_attr(not(feature = "cells"), arg(default_value_t = 1))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1000), conflicts_with = "resume")]
+    pub epochs: u64,
+    /// Trainings per cell, each with its own seed
+    #[cfg_attr(feature = "cells", arg(default_value_t = crate::cells::config::BUILD_SEEDS as u64))]
+    #[cfg_attr(not(feature = "cells"), arg(default_value_t = 1))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100), conflicts_with = "resume")]
+    pub seeds: u64,
+    /// Train only the first N classes of isomorphic cells (a partial table, to try the build)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), conflicts_with = "resume")]
+    pub limit: Option<u64>,
+    /// Trainings at once, one libtorch thread each
+    #[cfg_attr(feature = "cells", arg(default_value_t = crate::cells::config::BUILD_WORKERS as u64))]
+    #[cfg_attr(not(feature = "cells"), arg(default_value_t = 1))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub workers: u64,
+    /// Where to train: cpu, cuda or cuda:N
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Folder to write into (default: runs/<date-time>)
+    #[arg(long, value_name = "DIR", conflicts_with = "resume")]
+    pub out: Option<PathBuf>,
+    /// Replace a previous run folder of archsearch's at --out
+    #[arg(long, conflicts_with = "resume")]
+    pub force: bool,
+    /// Finish the build in DIR, training only what is missing
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
+    /// No progress on stderr
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// Flags of `archsearch cells space`.
@@ -232,6 +279,21 @@ fn cells(command: &CellsCommand) -> anyhow::Result<i32> {
                 crate::cells::isomorphism::unique_count()
             );
             Ok(0)
+        }
+        CellsCommand::Build(args) => {
+            crate::cells::build::command(&crate::cells::build::BuildOptions {
+                dataset: args.dataset.clone(),
+                data_dir: args.data_dir.clone(),
+                epochs: args.epochs as usize,
+                seeds: args.seeds as usize,
+                limit: args.limit.map(|l| l as usize),
+                workers: args.workers as usize,
+                device: args.device.clone(),
+                out: args.out.clone(),
+                force: args.force,
+                resume: args.resume.clone(),
+                quiet: args.quiet,
+            })
         }
     }
 }

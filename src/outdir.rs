@@ -25,7 +25,7 @@ pub const MARKER: &str = ".archsearch-run";
 
 /// Every file a run folder may hold besides the marker (and their `.tmp` twins while they are
 /// written): the only files `--force` deletes. A command that writes another file adds it here.
-pub const RUN_FILES: [&str; 19] = [
+pub const RUN_FILES: [&str; 24] = [
     "rollouts.csv",
     "alphas.csv",
     "genotype.txt",
@@ -45,6 +45,11 @@ pub const RUN_FILES: [&str; 19] = [
     "architecture.png",  // enas: the found network
     "checkpoint-a.ot",   // enas: the checkpoint's tensors, two alternating slots
     "checkpoint-b.ot",
+    "rows.csv",     // cells build: the rows as trainings finish
+    "build.json",   // cells build: the settings and wall time, for --resume
+    "table.csv.gz", // cells build: the finished table
+    "table.json",   // cells build: how the table was built
+    "table.png",    // cells build: the spread of the cells' accuracy
 ];
 
 /// Set by SIGINT or SIGTERM (or by `request`); long loops look at it once per step and stop.

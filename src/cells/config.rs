@@ -6,8 +6,25 @@ pub const EDGES: usize = NODES * (NODES - 1) / 2; // one edge from every earlier
 pub const OPS: usize = 5; // operations an edge can carry
 pub const CELLS: usize = 15_625; // OPS^EDGES cells in the space
 pub const UNIQUE_CELLS: usize = 6_466; // NAS-Bench-201's published count of non-isomorphic cells
+pub const FUNCTIONAL_CELLS: usize = 4_930; // classes that build the same network (isomorphism::functional)
 
 // --- the configuration space ---
 pub const SPACE_NAME: &str = "nas-bench-201-cell"; // `name` of the exported configspace.json
 pub const JSON_FORMAT_VERSION: f64 = 0.4; // ConfigSpace JSON layout version written
 pub const DEFAULT_OP: &str = "none"; // default choice of every edge (ConfigSpace's first choice)
+
+// --- the table build (`archsearch cells build`): NAS-Bench-201's protocol, scaled down ---
+pub const BUILD_CHANNELS: i64 = 4; // channels of the skeleton's first stage (NAS-Bench-201: 16)
+pub const BUILD_CELLS_PER_STAGE: usize = 1; // cells per stage, N (NAS-Bench-201: 5)
+pub const BUILD_EPOCHS: usize = 4; // epochs of every training (NAS-Bench-201: 12 and 200)
+pub const BUILD_BUDGETS: [usize; 3] = [1, 2, 4]; // epoch budgets offered to multi-fidelity optimisers
+pub const BUILD_SEEDS: usize = 2; // trainings per cell, each with its own seed
+pub const BUILD_SEED: u64 = 0; // base of every training's seed
+pub const BUILD_LR: f64 = 0.1; // SGD learning rate, cosine-annealed to BUILD_LR_MIN (NAS-Bench-201's)
+pub const BUILD_LR_MIN: f64 = 0.0; // learning rate at the last step
+pub const BUILD_MOMENTUM: f64 = 0.9; // Nesterov momentum (NAS-Bench-201's)
+pub const BUILD_WEIGHT_DECAY: f64 = 5e-4; // (NAS-Bench-201's)
+pub const BUILD_BATCH_SIZE: usize = 64; // mini-batch (NAS-Bench-201: 256, on 50 000 images)
+pub const BUILD_WORKERS: usize = 2; // trainings at once, one libtorch thread each
+pub const BUILD_ROWS_FILE: &str = "rows.csv"; // the rows as they come, kept for --resume
+pub const TABLE_FILE: &str = "table.csv.gz"; // the finished table (with table.json beside it)

@@ -45,6 +45,42 @@ pub fn unique_count() -> usize {
         .len()
 }
 
+/// The functional form of `cell`, stricter than NAS-Bench-201's: zeros dropped, sums flattened,
+/// so cells that build the same network (the same operations on the same inputs, summed) share
+/// it. Each node is a sorted multiset of terms; a term is the input `0` or `op(terms)`. A node
+/// with no term is zero and so is the cell when its output node is. The archsearch table keys
+/// its entries by this form: 4 930 classes (docs/algorithms.md §7).
+pub fn functional(cell: &Cell) -> String {
+    let mut values: Vec<Vec<String>> = vec![vec!["0".to_string()]];
+    for to in 1..NODES {
+        let mut terms: Vec<String> = Vec::new();
+        for (from, source) in values.iter().enumerate() {
+            if source.is_empty() {
+                continue;
+            }
+            match cell.op(to, from) {
+                Op::None => {}
+                Op::SkipConnect => terms.extend(source.iter().cloned()),
+                op => terms.push(format!("{}({})", op.name(), source.join("+"))),
+            }
+        }
+        terms.sort();
+        values.push(terms);
+    }
+    match values.pop() {
+        Some(terms) if !terms.is_empty() => terms.join("+"),
+        _ => "zero".to_string(),
+    }
+}
+
+/// Number of functional classes among all 15 625 cells.
+pub fn functional_count() -> usize {
+    Cell::all()
+        .map(|c| functional(&c))
+        .collect::<std::collections::HashSet<_>>()
+        .len()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,6 +88,31 @@ mod tests {
 
     fn cell(text: &str) -> Cell {
         Cell::parse(text).unwrap()
+    }
+
+    #[test]
+    fn functional_forms_merge_what_builds_the_same_network() {
+        // x + x + conv(x), whichever nodes the terms pass through.
+        let nested = cell("|skip_connect~0|+|nor_conv_3x3~0|none~1|+|skip_connect~0|skip_connect~1|skip_connect~2|");
+        let flat =
+            cell("|skip_connect~0|+|skip_connect~0|none~1|+|nor_conv_3x3~0|skip_connect~1|skip_connect~2|");
+        assert_eq!(functional(&nested), "0+0+nor_conv_3x3(0)");
+        assert_eq!(functional(&nested), functional(&flat));
+        // every cell without a path from the input is the one zero class.
+        let zero_a = cell("|none~0|+|none~0|none~1|+|none~0|none~1|nor_conv_3x3~2|");
+        let zero_b = cell("|skip_connect~0|+|none~0|none~1|+|none~0|none~1|none~2|");
+        assert_eq!(functional(&zero_a), "zero");
+        assert_eq!(functional(&zero_b), "zero");
+        assert_ne!(canonical(&zero_a), canonical(&zero_b));
+        // NAS-Bench-201's rule never merges what this form keeps apart.
+        let mut by_form = std::collections::HashMap::new();
+        for c in Cell::all() {
+            let f = functional(&c);
+            let k = canonical(&c);
+            let previous = by_form.insert(k.clone(), f.clone());
+            assert!(previous.is_none_or(|p| p == f), "{k}");
+        }
+        assert_eq!(functional_count(), crate::cells::config::FUNCTIONAL_CELLS);
     }
 
     #[test]

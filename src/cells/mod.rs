@@ -4,10 +4,13 @@
 //! configuration (one hyperparameter per edge) in ConfigSpace's JSON format, and the
 //! canonical form that identifies isomorphic cells.
 
+pub mod build;
 pub mod cell;
 pub mod config;
 pub mod configspace;
 pub mod isomorphism;
+pub mod network;
 pub mod table;
+pub mod table_plot;
 
 pub use cell::{Cell, Op};

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cell::Cell;
 use super::config::CELLS;
-use super::isomorphism::canonical;
+use super::isomorphism::functional;
 
 /// One line of the table file: a cell's figures after one epoch of one training seed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -130,7 +130,7 @@ impl Table {
                     );
                 }
             }
-            if by_form.insert(canonical(&entry.cell), i as u32).is_some() {
+            if by_form.insert(functional(&entry.cell), i as u32).is_some() {
                 anyhow::bail!(
                     "the table holds two isomorphic cells (one is {})",
                     entry.cell
@@ -139,7 +139,7 @@ impl Table {
         }
         let mut class = Vec::with_capacity(CELLS);
         for cell in Cell::all() {
-            match by_form.get(&canonical(&cell)) {
+            match by_form.get(&functional(&cell)) {
                 Some(&i) => class.push(i),
                 None => anyhow::bail!(
                     "the table has no entry for cell {cell} or any cell isomorphic to it"
@@ -165,7 +165,7 @@ impl Table {
         let mut seen = std::collections::HashSet::new();
         let mut entries = Vec::new();
         for cell in Cell::all() {
-            if !seen.insert(canonical(&cell)) {
+            if !seen.insert(functional(&cell)) {
                 continue;
             }
             let runs = (0..seeds)

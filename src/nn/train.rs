@@ -176,6 +176,20 @@ pub fn fit<M: ModuleT>(
     seed: u64,
     stop: &AtomicBool,
 ) -> Result<FitOutcome> {
+    fit_observed(vs, model, data, settings, seed, stop, &mut |_| {})
+}
+
+/// `fit`, calling `on_epoch` with every completed epoch's figures while the model holds that
+/// epoch's weights (for example to test it after every epoch, as a tabular benchmark does).
+pub fn fit_observed<M: ModuleT>(
+    vs: &nn::VarStore,
+    model: &M,
+    data: &TrainData,
+    settings: &TrainerSettings,
+    seed: u64,
+    stop: &AtomicBool,
+    on_epoch: &mut dyn FnMut(&EpochStats),
+) -> Result<FitOutcome> {
     settings.validate().map_err(UsageError::new)?;
     let mut opt = match settings.optimizer {
         Optimizer::Sgd => nn::Sgd {
@@ -273,6 +287,9 @@ pub fn fit<M: ModuleT>(
             dev_accuracy,
             seconds: started.elapsed().as_secs_f64(),
         });
+        if let Some(stats) = outcome.epochs.last() {
+            on_epoch(stats);
+        }
         let better = dev_accuracy > outcome.best_dev_accuracy
             || (settings.ties_to_later && dev_accuracy == outcome.best_dev_accuracy);
         if outcome.best_epoch.is_none() || better {

@@ -13,17 +13,23 @@ pub struct Progress {
     total: usize,
     last_line: usize,
     started: Instant,
+    unit: &'static str,
 }
 
 impl Progress {
     pub fn new(total: usize, done: usize, quiet: bool) -> Self {
+        Progress::counting(total, done, quiet, "rollouts")
+    }
+
+    /// Progress counted in `unit` (for example "trainings").
+    pub fn counting(total: usize, done: usize, quiet: bool, unit: &'static str) -> Self {
         let terminal = std::io::stderr().is_terminal();
         let bar = (!quiet && terminal).then(|| {
             let bar = ProgressBar::new(total as u64);
             bar.set_position(done as u64);
             bar.set_style(
                 ProgressStyle::with_template(
-                    "{bar:30.cyan/blue} {pos}/{len} rollouts  {per_sec}  ETA {eta}  {msg}",
+                    &format!("{{bar:30.cyan/blue}} {{pos}}/{{len}} {unit}  {{per_sec}}  ETA {{eta}}  {{msg}}"),
                 )
                 .expect("valid template")
                 .progress_chars("=> "),
@@ -36,6 +42,7 @@ impl Progress {
             total,
             last_line: done,
             started: Instant::now(),
+            unit,
         }
     }
 
@@ -49,9 +56,10 @@ impl Progress {
         {
             self.last_line = done;
             crate::errln!(
-                "[{:>7.1}s] {done}/{} rollouts  {message}",
+                "[{:>7.1}s] {done}/{} {}  {message}",
                 self.started.elapsed().as_secs_f64(),
-                self.total
+                self.total,
+                self.unit
             );
         }
     }

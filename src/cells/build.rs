@@ -1,0 +1,682 @@
+//! `archsearch cells build`: tabulates the cell space as NAS-Bench-201 (Dong & Yang 2020) did,
+//! at laptop scale. One cell per class of isomorphic cells is trained `seeds` times with a fixed
+//! protocol; after every epoch its train, dev and test accuracy and the epoch's seconds are
+//! recorded (docs/algorithms.md §7).
+//!
+//! Trainings run `workers` at a time on threads, one libtorch thread each. Every finished
+//! training's rows are appended to `rows.csv` at once, so a kill loses at most the trainings
+//! under way, and `--resume` trains only what is missing. Each training's seed depends on the
+//! cell and the seed index alone, and models are built under one lock with libtorch's generator
+//! seeded, so the table is the same whatever the workers and however often it was resumed.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Mutex};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use tch::nn;
+use tch::Device;
+
+use super::cell::Cell;
+use super::config::*;
+use super::isomorphism::functional;
+use super::network::{flops, CellNet, CellNetShape};
+use super::table::{read_rows, Row, Table, TableMeta};
+use crate::config::{Optimizer, TrainerSettings, EVAL_BATCH_SIZE};
+use crate::data::{self, Source};
+use crate::nn::tensors::TrainData;
+use crate::nn::train::{evaluate, fit_observed, Ending};
+use crate::seeds::splitmix64;
+
+/// Everything that decides a table's figures.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BuildSettings {
+    pub dataset: String,
+    pub source: Source,
+    pub shape: CellNetShape,
+    pub epochs: usize,
+    pub budgets: Vec<usize>,
+    pub seeds: usize,
+    pub seed: u64,
+    pub trainer: TrainerSettings,
+    /// Train only the first `limit` classes (a partial table, for trying the build out).
+    pub limit: Option<usize>,
+}
+
+impl BuildSettings {
+    /// The defaults of `config.rs` on `dataset` read from `source`.
+    pub fn new(dataset: &str, source: Source) -> BuildSettings {
+        BuildSettings {
+            dataset: dataset.to_string(),
+            source,
+            shape: CellNetShape {
+                channels: BUILD_CHANNELS,
+                cells_per_stage: BUILD_CELLS_PER_STAGE,
+            },
+            epochs: BUILD_EPOCHS,
+            budgets: budgets_up_to(BUILD_EPOCHS),
+            seeds: BUILD_SEEDS,
+            seed: BUILD_SEED,
+            trainer: trainer(BUILD_EPOCHS),
+            limit: None,
+        }
+    }
+
+    /// The same with `epochs` epochs (budgets cut to match).
+    pub fn with_epochs(mut self, epochs: usize) -> BuildSettings {
+        self.epochs = epochs;
+        self.budgets = budgets_up_to(epochs);
+        self.trainer = trainer(epochs);
+        self
+    }
+}
+
+/// NAS-Bench-201's training protocol with this build's sizes.
+fn trainer(epochs: usize) -> TrainerSettings {
+    TrainerSettings {
+        optimizer: Optimizer::Sgd,
+        lr: BUILD_LR,
+        lr_min: BUILD_LR_MIN,
+        momentum: BUILD_MOMENTUM,
+        nesterov: true,
+        weight_decay: BUILD_WEIGHT_DECAY,
+        epochs,
+        batch_size: BUILD_BATCH_SIZE,
+        grad_clip: 0.0,
+        patience: 0,
+        keep_best: false,
+        ties_to_later: false,
+        eval_batch_size: EVAL_BATCH_SIZE,
+    }
+}
+
+/// The configured budgets below `epochs`, then `epochs`.
+fn budgets_up_to(epochs: usize) -> Vec<usize> {
+    let mut budgets: Vec<usize> = BUILD_BUDGETS
+        .iter()
+        .copied()
+        .filter(|&b| b < epochs)
+        .collect();
+    budgets.push(epochs);
+    budgets
+}
+
+/// One cell of every class of isomorphic cells, the first in index order.
+pub fn representatives() -> Vec<Cell> {
+    let mut seen = HashSet::new();
+    Cell::all().filter(|c| seen.insert(functional(c))).collect()
+}
+
+/// The seed of training `s` of `cell`.
+pub fn training_seed(base: u64, cell: &Cell, s: usize) -> u64 {
+    splitmix64(base ^ splitmix64((cell.index() * BUILD_SEEDS.max(16) + s) as u64))
+}
+
+/// What a build session did.
+#[derive(Clone, Debug, Serialize)]
+pub struct BuildOutcome {
+    /// Trainings in the whole build, and those done (over every session).
+    pub trainings: usize,
+    pub done: usize,
+    /// Whether the table is complete and written.
+    pub complete: bool,
+    /// Wall seconds over every session.
+    pub wall_seconds: f64,
+}
+
+/// The state kept beside the rows, so a resumed build goes on with the same settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct BuildState {
+    settings: BuildSettings,
+    command: String,
+    /// Wall seconds of the sessions before this one.
+    wall_seconds: f64,
+}
+
+const STATE_FILE: &str = "build.json";
+
+/// libtorch draws initial weights from one process-wide generator: building under this lock
+/// with the generator freshly seeded keeps every training's start independent of the others.
+static BUILD_LOCK: Mutex<()> = Mutex::new(());
+
+/// Builds (or, with `resume`, finishes) the table in `dir`.
+pub fn build(
+    settings: &BuildSettings,
+    dir: &Path,
+    resume: bool,
+    workers: usize,
+    device: Device,
+    stop: &AtomicBool,
+    quiet: bool,
+) -> Result<BuildOutcome> {
+    let state_path = dir.join(STATE_FILE);
+    let rows_path = dir.join(BUILD_ROWS_FILE);
+    let (state, kept) = if resume {
+        let text = std::fs::read_to_string(&state_path)
+            .with_context(|| format!("cannot read {}", state_path.display()))?;
+        let state: BuildState = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a build's state", state_path.display()))?;
+        let kept = complete_rows(&rows_path, state.settings.epochs)?;
+        (state, kept)
+    } else {
+        let state = BuildState {
+            settings: settings.clone(),
+            command: std::env::args().collect::<Vec<_>>().join(" "),
+            wall_seconds: 0.0,
+        };
+        crate::outdir::write_json_atomically(&state_path, &state)?;
+        (state, Vec::new())
+    };
+    let settings = &state.settings;
+    let splits = data::load(&settings.source, &data_settings())?;
+    let Some(image) = splits.image else {
+        crate::usage_bail!(
+            "cells build trains conv networks; give an image dataset with --dataset"
+        );
+    };
+    let classes = splits.train.n_classes as i64;
+    rewrite_rows(&rows_path, &kept)?;
+    let mut cells = representatives();
+    if let Some(limit) = settings.limit {
+        cells.truncate(limit);
+    }
+    let done_jobs: HashSet<(String, usize)> =
+        kept.iter().map(|r| (r.cell.clone(), r.seed)).collect();
+    let jobs: Vec<(Cell, usize)> = cells
+        .iter()
+        .flat_map(|c| (0..settings.seeds).map(move |s| (*c, s)))
+        .filter(|(c, s)| !done_jobs.contains(&(c.to_string(), *s)))
+        .collect();
+    let trainings = cells.len() * settings.seeds;
+    let mut done = trainings - jobs.len();
+    crate::output::progress::say(
+        quiet,
+        &format!(
+            "cells build: {} classes of isomorphic cells x {} seeds x {} epochs on {}; {} trainings to go, {} at a time",
+            cells.len(),
+            settings.seeds,
+            settings.epochs,
+            settings.dataset,
+            jobs.len(),
+            workers
+        ),
+    );
+    let started = Instant::now();
+    let mut progress =
+        crate::output::progress::Progress::counting(trainings, done, quiet, "trainings");
+    let mut rows_file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&rows_path)
+        .with_context(|| format!("cannot open {}", rows_path.display()))?;
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let (tx, rx) = mpsc::channel::<Result<Option<Vec<Row>>>>();
+    let side = image.height as i64;
+    let in_channels = image.channels as i64;
+    let mut error = None;
+    std::thread::scope(|scope| {
+        for _ in 0..workers.max(1) {
+            let tx = tx.clone();
+            let (jobs, next, failed, splits) = (&jobs, &next, &failed, &splits);
+            scope.spawn(move || {
+                let data = TrainData::new(splits, device);
+                loop {
+                    let j = next.fetch_add(1, Ordering::SeqCst);
+                    if j >= jobs.len()
+                        || stop.load(Ordering::Relaxed)
+                        || failed.load(Ordering::Relaxed)
+                    {
+                        break;
+                    }
+                    let (cell, s) = jobs[j];
+                    let result = train_one(
+                        &cell,
+                        s,
+                        settings,
+                        &data,
+                        (in_channels, side, classes),
+                        stop,
+                    );
+                    if tx.send(result).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        for result in rx {
+            match result {
+                Ok(Some(rows)) => {
+                    if let Err(e) = append_rows(&mut rows_file, &rows) {
+                        failed.store(true, Ordering::Relaxed);
+                        error = Some(e);
+                        continue;
+                    }
+                    done += 1;
+                    let message = format!("last {}", rows[0].cell);
+                    progress.update(done, &message);
+                }
+                Ok(None) => {} // interrupted: the training is dropped and redone on resume
+                Err(e) => {
+                    failed.store(true, Ordering::Relaxed);
+                    error.get_or_insert(e);
+                }
+            }
+        }
+    });
+    progress.finish();
+    let wall_seconds = state.wall_seconds + started.elapsed().as_secs_f64();
+    crate::outdir::write_json_atomically(
+        &state_path,
+        &BuildState {
+            wall_seconds,
+            ..state.clone()
+        },
+    )?;
+    if let Some(e) = error {
+        return Err(e);
+    }
+    let complete = done == trainings && !stop.load(Ordering::Relaxed);
+    if complete {
+        let rows = complete_rows(&rows_path, settings.epochs)?;
+        write_table(dir, settings, &state.command, wall_seconds, rows)?;
+    }
+    Ok(BuildOutcome {
+        trainings,
+        done,
+        complete,
+        wall_seconds,
+    })
+}
+
+fn data_settings() -> crate::config::DataSettings {
+    crate::config::DataSettings::default()
+}
+
+/// Trains `cell` with seed index `s`; its rows, or `None` when a stop cut it short.
+fn train_one(
+    cell: &Cell,
+    s: usize,
+    settings: &BuildSettings,
+    data: &TrainData,
+    (in_channels, side, classes): (i64, i64, i64),
+    stop: &AtomicBool,
+) -> Result<Option<Vec<Row>>> {
+    let seed = training_seed(settings.seed, cell, s);
+    let (vs, net) = {
+        let _lock = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        tch::manual_seed(seed as i64);
+        let vs = nn::VarStore::new(data.device);
+        let net = CellNet::new(&vs.root(), cell, settings.shape, in_channels, classes);
+        (vs, net)
+    };
+    let params: u64 = vs
+        .trainable_variables()
+        .iter()
+        .map(|t| t.numel() as u64)
+        .sum();
+    let flops = flops(cell, settings.shape, in_channels, side, classes);
+    let mut rows = Vec::with_capacity(settings.epochs);
+    let name = cell.to_string();
+    let eval_batch = settings.trainer.eval_batch_size;
+    let outcome = fit_observed(
+        &vs,
+        &net,
+        data,
+        &settings.trainer,
+        seed,
+        stop,
+        &mut |stats| {
+            let test = evaluate(&net, &data.test, eval_batch).1;
+            rows.push(Row {
+                cell: name.clone(),
+                seed: s,
+                epoch: rows.len() + 1,
+                train_accuracy: stats.train_accuracy,
+                dev_accuracy: stats.dev_accuracy,
+                test_accuracy: test,
+                seconds: stats.seconds,
+                params,
+                flops,
+            });
+        },
+    )?;
+    match outcome.ending {
+        Ending::Interrupted => return Ok(None),
+        Ending::Diverged => {
+            // The diverged epoch and every later one: the network predicts nothing useful.
+            let seconds = outcome.epochs.last().map_or(0.0, |e| e.seconds);
+            while rows.len() < settings.epochs {
+                rows.push(Row {
+                    cell: name.clone(),
+                    seed: s,
+                    epoch: rows.len() + 1,
+                    train_accuracy: 0.0,
+                    dev_accuracy: 0.0,
+                    test_accuracy: 0.0,
+                    seconds,
+                    params,
+                    flops,
+                });
+            }
+        }
+        Ending::Completed | Ending::EarlyStopped => {}
+    }
+    Ok(Some(rows))
+}
+
+/// Appends one training's rows and flushes them to disk.
+fn append_rows(file: &mut std::fs::File, rows: &[Row]) -> Result<()> {
+    let mut csv = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::new());
+    for row in rows {
+        csv.serialize(row)?;
+    }
+    let bytes = csv.into_inner().context("cannot format the rows")?;
+    file.write_all(&bytes)
+        .context("cannot append to rows.csv")?;
+    file.sync_data().context("cannot flush rows.csv")?;
+    Ok(())
+}
+
+/// The rows of `path` that belong to complete trainings (every epoch present); a line cut by a
+/// kill and the trainings it belonged to are dropped.
+fn complete_rows(path: &Path, epochs: usize) -> Result<Vec<Row>> {
+    let text = match std::fs::read(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let end = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let rows = read_rows(&text[..end]).with_context(|| format!("in {}", path.display()))?;
+    let mut counts: HashMap<(String, usize), usize> = HashMap::new();
+    for r in &rows {
+        *counts.entry((r.cell.clone(), r.seed)).or_default() += 1;
+    }
+    Ok(rows
+        .into_iter()
+        .filter(|r| counts[&(r.cell.clone(), r.seed)] == epochs)
+        .collect())
+}
+
+/// Writes `rows` (with a header) as the whole of `path`, atomically.
+fn rewrite_rows(path: &Path, rows: &[Row]) -> Result<()> {
+    let mut csv = csv::Writer::from_writer(Vec::new());
+    if rows.is_empty() {
+        csv.write_record([
+            "cell",
+            "seed",
+            "epoch",
+            "train_accuracy",
+            "dev_accuracy",
+            "test_accuracy",
+            "seconds",
+            "params",
+            "flops",
+        ])?;
+    }
+    for row in rows {
+        csv.serialize(row)?;
+    }
+    let bytes = csv.into_inner().context("cannot format the rows")?;
+    crate::outdir::write_atomically(path, &bytes)
+}
+
+/// Writes the finished table as `table.csv.gz` and `table.json` in `dir`.
+fn write_table(
+    dir: &Path,
+    settings: &BuildSettings,
+    command: &str,
+    wall_seconds: f64,
+    rows: Vec<Row>,
+) -> Result<PathBuf> {
+    let meta = TableMeta {
+        dataset: settings.dataset.clone(),
+        epochs: settings.epochs,
+        seeds: settings.seeds,
+        budgets: settings.budgets.clone(),
+        protocol: serde_json::json!({
+            "skeleton": "NAS-Bench-201's: 3x3 conv stem, three stages of N cells joined by residual reduction blocks, batch norm, ReLU, global average pooling, linear",
+            "shape": settings.shape,
+            "trainer": settings.trainer,
+            "classes_trained": settings.limit.map_or("every class of isomorphic cells".to_string(), |l| format!("the first {l} classes")),
+            "seconds": "per epoch: training and the dev evaluation; test evaluation excluded",
+        }),
+        command: command.to_string(),
+        machine: machine(),
+        built: chrono::Local::now().format("%Y-%m-%d").to_string(),
+        wall_seconds,
+    };
+    let path = dir.join(TABLE_FILE);
+    if settings.limit.is_some() {
+        // A partial table: the rows as they are, without the whole-space check of `Table`.
+        let mut csv = csv::Writer::from_writer(Vec::new());
+        for row in &rows {
+            csv.serialize(row)?;
+        }
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&csv.into_inner().context("cannot format the rows")?)?;
+        crate::outdir::write_atomically(&path, &gz.finish()?)?;
+        crate::outdir::write_json_atomically(&super::table::meta_path(&path), &meta)?;
+    } else {
+        Table::from_rows(meta, rows)?.write(&path)?;
+    }
+    Ok(path)
+}
+
+/// This machine in a line: CPU model and logical cores (from /proc/cpuinfo where there is one).
+pub fn machine() -> String {
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    format!("{model}, {cores} logical cores, {}", std::env::consts::OS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budgets_end_at_the_epochs() {
+        assert_eq!(budgets_up_to(4), vec![1, 2, 4]);
+        assert_eq!(budgets_up_to(6), vec![1, 2, 4, 6]);
+        assert_eq!(budgets_up_to(3), vec![1, 2, 3]);
+        assert_eq!(budgets_up_to(1), vec![1]);
+    }
+
+    #[test]
+    fn one_representative_per_class() {
+        let reps = representatives();
+        assert_eq!(reps.len(), super::super::isomorphism::functional_count());
+        let forms: HashSet<String> = reps.iter().map(functional).collect();
+        assert_eq!(forms.len(), reps.len());
+    }
+
+    #[test]
+    fn a_cut_line_and_incomplete_trainings_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rows.csv");
+        let row = |cell: &str, seed, epoch| Row {
+            cell: cell.into(),
+            seed,
+            epoch,
+            train_accuracy: 0.5,
+            dev_accuracy: 0.5,
+            test_accuracy: 0.5,
+            seconds: 1.0,
+            params: 1,
+            flops: 1,
+        };
+        let a = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|";
+        let b = "|skip_connect~0|+|none~0|none~1|+|none~0|none~1|none~2|";
+        rewrite_rows(&path, &[]).unwrap();
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        append_rows(&mut file, &[row(a, 0, 1), row(a, 0, 2)]).unwrap();
+        append_rows(&mut file, &[row(b, 0, 1)]).unwrap();
+        file.write_all(b"|skip_connect~0|+|none~0|none~1|+|no")
+            .unwrap();
+        let kept = complete_rows(&path, 2).unwrap();
+        assert_eq!(kept, vec![row(a, 0, 1), row(a, 0, 2)]);
+    }
+}
+
+/// The flags of `archsearch cells build`, as plain settings.
+#[derive(Clone, Debug)]
+pub struct BuildOptions {
+    pub dataset: String,
+    pub data_dir: Option<PathBuf>,
+    pub epochs: usize,
+    pub seeds: usize,
+    pub limit: Option<usize>,
+    pub workers: usize,
+    pub device: String,
+    pub out: Option<PathBuf>,
+    pub force: bool,
+    pub resume: Option<PathBuf>,
+    pub quiet: bool,
+}
+
+/// The command name the run marker records.
+pub const COMMAND: &str = "cells build";
+
+/// Runs `archsearch cells build`; returns the exit code (130 when stopped by a signal).
+pub fn command(options: &BuildOptions) -> Result<i32> {
+    let stop = crate::outdir::Stop::on_signals()?;
+    let device = crate::outdir::parse_device(&options.device)?;
+    let settings = BuildSettings {
+        limit: options.limit,
+        seeds: options.seeds,
+        ..BuildSettings::new(
+            &options.dataset,
+            crate::data::images::source_for(&options.dataset, options.data_dir.as_deref())?,
+        )
+        .with_epochs(options.epochs)
+    };
+    let dir = match &options.resume {
+        Some(dir) => {
+            crate::outdir::check_resume_command(dir, COMMAND)?;
+            if !dir.join(STATE_FILE).is_file() {
+                crate::usage_bail!(
+                    "{} holds no table build to resume (no {STATE_FILE}); start one with `archsearch cells build --out DIR`",
+                    dir.display()
+                );
+            }
+            crate::outdir::ensure_marker(dir, COMMAND)?;
+            dir.clone()
+        }
+        None => {
+            // Check the data before any folder is made.
+            let splits = data::load(&settings.source, &data_settings())?;
+            if splits.image.is_none() {
+                crate::usage_bail!(
+                    "cells build trains conv networks; give an image dataset with --dataset"
+                );
+            }
+            crate::outdir::prepare(options.out.as_deref(), options.force, COMMAND)?
+        }
+    };
+    if device == Device::Cpu {
+        tch::set_num_threads(1);
+    }
+    let outcome = build(
+        &settings,
+        &dir,
+        options.resume.is_some(),
+        options.workers,
+        device,
+        stop.flag(),
+        options.quiet,
+    )?;
+    let summary = if outcome.complete && settings.limit.is_none() {
+        let table = read_built(&dir)?;
+        let summary = table_summary(&table, &outcome);
+        crate::outdir::write_json_atomically(&dir.join("summary.json"), &summary)?;
+        super::table_plot::histogram(&table, &dir.join("table.png"))?;
+        Some(summary)
+    } else {
+        None
+    };
+    match summary {
+        Some(s) => println!(
+            "table of {} classes x {} seeds in {:.0} s wall: best cell {:.2} % test, median {:.2} %, spread {:.2} points\nwrote {}",
+            s.entries,
+            s.seeds,
+            outcome.wall_seconds,
+            100.0 * s.best_test,
+            100.0 * s.median_test,
+            100.0 * (s.best_test - s.median_test),
+            dir.join(TABLE_FILE).display()
+        ),
+        None if outcome.complete => println!("wrote {}", dir.join(TABLE_FILE).display()),
+        None => println!(
+            "{} of {} trainings done; finish with `archsearch cells build --resume {}`",
+            outcome.done,
+            outcome.trainings,
+            dir.display()
+        ),
+    }
+    Ok(if stop.requested() { 130 } else { 0 })
+}
+
+/// The table a build wrote in `dir`, when it covers the whole space.
+fn read_built(dir: &Path) -> Result<Table> {
+    Table::read(&dir.join(TABLE_FILE))
+}
+
+/// What summary.json says of a finished table.
+#[derive(Clone, Debug, Serialize)]
+pub struct TableSummary {
+    pub entries: usize,
+    pub seeds: usize,
+    pub epochs: usize,
+    pub wall_seconds: f64,
+    /// Mean final test accuracy (over seeds) of the best, median and worst class.
+    pub best_test: f64,
+    pub best_cell: String,
+    pub median_test: f64,
+    pub worst_test: f64,
+    /// Mean seconds of one full training.
+    pub mean_training_seconds: f64,
+}
+
+fn table_summary(table: &Table, outcome: &BuildOutcome) -> TableSummary {
+    let mut tests: Vec<f64> = table
+        .entries
+        .iter()
+        .map(|e| table.mean_test(&e.cell))
+        .collect();
+    tests.sort_by(f64::total_cmp);
+    let (best_cell, best_test) = table.best();
+    let seconds: Vec<f64> = table
+        .entries
+        .iter()
+        .flat_map(|e| e.runs.iter().map(|r| r.seconds.iter().sum::<f64>()))
+        .collect();
+    TableSummary {
+        entries: table.entries.len(),
+        seeds: table.meta.seeds,
+        epochs: table.meta.epochs,
+        wall_seconds: outcome.wall_seconds,
+        best_test,
+        best_cell: best_cell.to_string(),
+        median_test: tests[tests.len() / 2],
+        worst_test: tests[0],
+        mean_training_seconds: seconds.iter().sum::<f64>() / seconds.len().max(1) as f64,
+    }
+}
+

@@ -194,6 +194,39 @@ pub enum CellsCommand {
     /// Train every class of isomorphic cells with a fixed protocol and tabulate train, dev and
     /// test accuracy and seconds per epoch (a NAS-Bench-201-style table; resumable)
     Build(CellsBuildArgs),
+    /// Score every class of cells of a table with the training-free proxies at initialisation,
+    /// rank-correlate them with the trained accuracy, and search on each proxy alone
+    Proxies(CellsProxiesArgs),
+}
+
+/// Flags of `archsearch cells proxies`.
+#[derive(Args, Debug, Clone)]
+pub struct CellsProxiesArgs {
+    /// The table to judge the proxies against (NAME.csv.gz with NAME.json beside it)
+    #[arg(long, value_name = "FILE")]
+    pub table: PathBuf,
+    /// Examples of the one batch every proxy sees
+    #[cfg_attr(feature = "cells", arg(default_value_t = crate::cells::config::PROXY_BATCH as u64))]
+    #[cfg_attr(not(feature = "cells"), arg(default_value_t = 1))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub batch: u64,
+    /// Seeds of every proxy-guided search setting
+    #[cfg_attr(feature = "cells", arg(default_value_t = crate::cells::config::PROXY_SEEDS as u64))]
+    #[cfg_attr(not(feature = "cells"), arg(default_value_t = 1))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub seeds: u64,
+    /// Score only the first N classes of cells (to try it out)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit: Option<u64>,
+    /// Folder to write into (default: runs/<date-time>)
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Replace a previous run folder of archsearch's at --out
+    #[arg(long)]
+    pub force: bool,
+    /// No progress on stderr
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// Flags of `archsearch cells build`.
@@ -274,9 +307,10 @@ fn cells(command: &CellsCommand) -> anyhow::Result<i32> {
             )?;
             println!("wrote {}", path.display());
             println!(
-                "{} cells, {} unique up to isomorphism (NAS-Bench-201's rule)",
+                "{} cells, {} unique up to isomorphism (NAS-Bench-201's rule), {} classes that build the same network (the table's entries)",
                 crate::cells::config::CELLS,
-                crate::cells::isomorphism::unique_count()
+                crate::cells::isomorphism::unique_count(),
+                crate::cells::isomorphism::functional_count()
             );
             Ok(0)
         }
@@ -292,6 +326,17 @@ fn cells(command: &CellsCommand) -> anyhow::Result<i32> {
                 out: args.out.clone(),
                 force: args.force,
                 resume: args.resume.clone(),
+                quiet: args.quiet,
+            })
+        }
+        CellsCommand::Proxies(args) => {
+            crate::cells::proxies::command(&crate::cells::proxies::ProxyOptions {
+                table: args.table.clone(),
+                batch: args.batch as usize,
+                seeds: args.seeds as usize,
+                limit: args.limit.map(|l| l as usize),
+                out: args.out.clone(),
+                force: args.force,
                 quiet: args.quiet,
             })
         }

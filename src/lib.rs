@@ -18,6 +18,7 @@ pub mod error;
 pub mod nn;
 pub mod outdir;
 pub mod output;
+pub mod proxies;
 pub mod search;
 pub mod seeds;
 pub mod selection;

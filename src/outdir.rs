@@ -25,7 +25,7 @@ pub const MARKER: &str = ".archsearch-run";
 
 /// Every file a run folder may hold besides the marker (and their `.tmp` twins while they are
 /// written): the only files `--force` deletes. A command that writes another file adds it here.
-pub const RUN_FILES: [&str; 24] = [
+pub const RUN_FILES: [&str; 26] = [
     "rollouts.csv",
     "alphas.csv",
     "genotype.txt",
@@ -50,6 +50,8 @@ pub const RUN_FILES: [&str; 24] = [
     "table.csv.gz", // cells build: the finished table
     "table.json",   // cells build: how the table was built
     "table.png",    // cells build: the spread of the cells' accuracy
+    "proxies.csv",  // cells proxies: every class's scores
+    "proxies.png",  // cells proxies: score rank against accuracy, per proxy
 ];
 
 /// Set by SIGINT or SIGTERM (or by `request`); long loops look at it once per step and stop.

@@ -122,8 +122,10 @@ pub struct BuildOutcome {
     /// Trainings in the whole build, and those done (over every session).
     pub trainings: usize,
     pub done: usize,
-    /// Whether the table is complete and written.
+    /// Whether every training is done and the table written.
     pub complete: bool,
+    /// Seeds of the table written (fewer than asked when stopped after whole seeds; 0: none).
+    pub seeds_written: usize,
     /// Wall seconds over every session.
     pub wall_seconds: f64,
 }
@@ -186,9 +188,9 @@ pub fn build(
     }
     let done_jobs: HashSet<(String, usize)> =
         kept.iter().map(|r| (r.cell.clone(), r.seed)).collect();
-    let jobs: Vec<(Cell, usize)> = cells
-        .iter()
-        .flat_map(|c| (0..settings.seeds).map(move |s| (*c, s)))
+    // Seed by seed: a build stopped after a whole seed still gives a complete table of fewer seeds.
+    let jobs: Vec<(Cell, usize)> = (0..settings.seeds)
+        .flat_map(|s| cells.iter().map(move |c| (*c, s)))
         .filter(|(c, s)| !done_jobs.contains(&(c.to_string(), *s)))
         .collect();
     let trainings = cells.len() * settings.seeds;
@@ -281,14 +283,33 @@ pub fn build(
         return Err(e);
     }
     let complete = done == trainings && !stop.load(Ordering::Relaxed);
+    let rows = complete_rows(&rows_path, settings.epochs)?;
+    let mut seeds_written = 0;
     if complete {
-        let rows = complete_rows(&rows_path, settings.epochs)?;
         write_table(dir, settings, &state.command, wall_seconds, rows)?;
+        seeds_written = settings.seeds;
+    } else {
+        // Every class trained with seeds 0..k: a complete table of k seeds.
+        let names: Vec<String> = cells.iter().map(|c| c.to_string()).collect();
+        let have: HashSet<(&str, usize)> = rows.iter().map(|r| (r.cell.as_str(), r.seed)).collect();
+        let k = (0..settings.seeds)
+            .take_while(|&s| names.iter().all(|n| have.contains(&(n.as_str(), s))))
+            .count();
+        if k > 0 {
+            let partial = BuildSettings {
+                seeds: k,
+                ..settings.clone()
+            };
+            let rows = rows.into_iter().filter(|r| r.seed < k).collect();
+            write_table(dir, &partial, &state.command, wall_seconds, rows)?;
+            seeds_written = k;
+        }
     }
     Ok(BuildOutcome {
         trainings,
         done,
         complete,
+        seeds_written,
         wall_seconds,
     })
 }
@@ -602,7 +623,7 @@ pub fn command(options: &BuildOptions) -> Result<i32> {
         stop.flag(),
         options.quiet,
     )?;
-    let summary = if outcome.complete && settings.limit.is_none() {
+    let summary = if outcome.seeds_written > 0 && settings.limit.is_none() {
         let table = read_built(&dir)?;
         let summary = table_summary(&table, &outcome);
         crate::outdir::write_json_atomically(&dir.join("summary.json"), &summary)?;
@@ -623,12 +644,23 @@ pub fn command(options: &BuildOptions) -> Result<i32> {
             dir.join(TABLE_FILE).display()
         ),
         None if outcome.complete => println!("wrote {}", dir.join(TABLE_FILE).display()),
-        None => println!(
-            "{} of {} trainings done; finish with `archsearch cells build --resume {}`",
+        None => {}
+    }
+    if !outcome.complete {
+        println!(
+            "{} of {} trainings done{}; finish with `archsearch cells build --resume {}`",
             outcome.done,
             outcome.trainings,
+            if outcome.seeds_written > 0 {
+                format!(
+                    " (the table written holds the {} whole seed(s) so far)",
+                    outcome.seeds_written
+                )
+            } else {
+                String::new()
+            },
             dir.display()
-        ),
+        );
     }
     Ok(if stop.requested() { 130 } else { 0 })
 }
@@ -679,4 +711,3 @@ fn table_summary(table: &Table, outcome: &BuildOutcome) -> TableSummary {
         mean_training_seconds: seconds.iter().sum::<f64>() / seconds.len().max(1) as f64,
     }
 }
-

@@ -98,6 +98,21 @@ impl Cell {
         })
     }
 
+    /// The 24 cells that differ from this one in exactly one edge's operation.
+    pub fn neighbours(&self) -> Vec<Cell> {
+        let mut out = Vec::with_capacity(EDGES * (OPS - 1));
+        for e in 0..EDGES {
+            for op in Op::ALL {
+                if op != self.ops[e] {
+                    let mut c = *self;
+                    c.ops[e] = op;
+                    out.push(c);
+                }
+            }
+        }
+        out
+    }
+
     /// The operation on edge `to <- from`.
     pub fn op(&self, to: usize, from: usize) -> Op {
         self.ops[edge_index(to, from)]

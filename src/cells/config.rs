@@ -24,7 +24,19 @@ pub const BUILD_LR: f64 = 0.1; // SGD learning rate, cosine-annealed to BUILD_LR
 pub const BUILD_LR_MIN: f64 = 0.0; // learning rate at the last step
 pub const BUILD_MOMENTUM: f64 = 0.9; // Nesterov momentum (NAS-Bench-201's)
 pub const BUILD_WEIGHT_DECAY: f64 = 5e-4; // (NAS-Bench-201's)
-pub const BUILD_BATCH_SIZE: usize = 64; // mini-batch (NAS-Bench-201: 256, on 50 000 images)
+pub const BUILD_BATCH_SIZE: usize = 128; // mini-batch (NAS-Bench-201: 256, on 50 000 images)
 pub const BUILD_WORKERS: usize = 2; // trainings at once, one libtorch thread each
 pub const BUILD_ROWS_FILE: &str = "rows.csv"; // the rows as they come, kept for --resume
 pub const TABLE_FILE: &str = "table.csv.gz"; // the finished table (with table.json beside it)
+
+// --- training-free proxies (`archsearch cells proxies`) ---
+pub const PROXY_BATCH: usize = 128; // examples every proxy sees (NASWOT's batch)
+pub const PROXY_BATCH_SEED: u64 = 0; // the shuffle that picks them from the train split
+pub const PROXY_SEEDS: usize = 50; // seeds of every proxy-guided search setting
+pub const PROXY_SEARCH_SEED: u64 = 1; // base of those seeds
+pub const PROXY_RANDOM_SIZES: [usize; 3] = [10, 100, 1000]; // cells random search scores
+pub const PROXY_POOL: usize = 64; // the evolutionary search's pool
+pub const PROXY_TOURNAMENT: usize = 10; // cells drawn from the pool per step
+pub const PROXY_EVOLUTION_STEPS: usize = 40; // steps (each scores up to 24 neighbours)
+pub const PROXY_RANDOM_CHILD: f64 = 0.25; // chance the child is a random neighbour
+pub const PROXY_WARM_UP: usize = 512; // random cells the warmed-up pool is the best 64 of

@@ -10,6 +10,9 @@ pub mod config;
 pub mod configspace;
 pub mod isomorphism;
 pub mod network;
+pub mod proxies;
+pub mod proxy_plot;
+pub mod proxy_search;
 pub mod table;
 pub mod table_plot;
 

@@ -15,6 +15,7 @@ use tch::{Kind, Tensor};
 
 use super::cell::{Cell, Op, EDGE_LIST};
 use super::config::NODES;
+use crate::proxies::relu_codes::relu;
 
 /// The skeleton's size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -53,7 +54,7 @@ impl ReluConvBn {
     }
 
     fn forward(&self, x: &Tensor, train: bool) -> Tensor {
-        x.relu().apply(&self.conv).apply_t(&self.bn, train)
+        relu(x).apply(&self.conv).apply_t(&self.bn, train)
     }
 }
 
@@ -249,8 +250,7 @@ impl ModuleT for CellNet {
                 h = cell.forward(&h, train);
             }
         }
-        h.apply_t(&self.last_bn, train)
-            .relu()
+        relu(&h.apply_t(&self.last_bn, train))
             .mean_dim([2i64, 3].as_slice(), false, Kind::Float)
             .apply(&self.head)
     }
@@ -310,7 +310,8 @@ mod tests {
             cells_per_stage: 1,
         };
         let vs = nn::VarStore::new(Device::Cpu);
-        let c = cell("|nor_conv_3x3~0|+|none~0|nor_conv_1x1~1|+|skip_connect~0|none~1|skip_connect~2|");
+        let c =
+            cell("|nor_conv_3x3~0|+|none~0|nor_conv_1x1~1|+|skip_connect~0|none~1|skip_connect~2|");
         let net = CellNet::new(&vs.root(), &c, shape, 1, 10);
         let x = Tensor::rand([5, 1, 8, 8], (Kind::Float, Device::Cpu));
         assert_eq!(net.forward_t(&x, true).size(), [5, 10]);

@@ -111,7 +111,6 @@ pub struct SmacBo {
     settings: BoSettings,
     /// Every (cell index, dev accuracy) told, in order.
     history: Vec<(usize, f64)>,
-    asked: usize,
 }
 
 impl SmacBo {
@@ -119,7 +118,6 @@ impl SmacBo {
         SmacBo {
             settings,
             history: Vec::new(),
-            asked: 0,
         }
     }
 
@@ -202,9 +200,10 @@ impl Strategy for SmacBo {
 
     fn ask(&mut self, n: usize, rng: &mut Pcg64) -> Result<Vec<Proposal>> {
         let mut out = Vec::with_capacity(n);
-        for _ in 0..n {
-            let k = self.asked;
-            self.asked += 1;
+        // ask changes nothing that `state` returns: the proposal's number follows from the
+        // history.
+        for j in 0..n {
+            let k = self.history.len() + j;
             let random = self.history.is_empty()
                 || k < self.settings.initial_design
                 || (self.settings.random_every > 0

@@ -109,6 +109,9 @@ pub struct Dehb {
     asked: Vec<Job>,
     /// This rung's evaluated vectors and their fitness.
     results: Vec<Member>,
+    /// The strategy as it was before the proposals not yet told (what `state` returns).
+    #[serde(skip)]
+    before_ask: Option<Box<Dehb>>,
 }
 
 impl Dehb {
@@ -130,6 +133,7 @@ impl Dehb {
             queue: VecDeque::new(),
             asked: Vec::new(),
             results: Vec::new(),
+            before_ask: None,
         })
     }
 
@@ -247,6 +251,10 @@ impl Strategy for Dehb {
     }
 
     fn ask(&mut self, n: usize, rng: &mut Pcg64) -> Result<Vec<Proposal>> {
+        // `state` must not change with an ask: keep the strategy as it was.
+        if self.before_ask.is_none() {
+            self.before_ask = Some(Box::new(self.clone()));
+        }
         self.asked.clear();
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
@@ -287,11 +295,14 @@ impl Strategy for Dehb {
             }
         }
         self.asked.clear();
+        self.before_ask = None;
         Ok(super::told(results))
     }
 
     fn state(&self) -> Result<Value> {
-        Ok(serde_json::to_value(self)?)
+        Ok(serde_json::to_value(
+            self.before_ask.as_deref().unwrap_or(self),
+        )?)
     }
 
     fn restore(&mut self, state: &Value) -> Result<()> {

@@ -84,6 +84,9 @@ pub struct Hyperband {
     queue: VecDeque<usize>,
     /// (cell index, dev accuracy) of this rung so far.
     results: Vec<(usize, f64)>,
+    /// The strategy as it was before the proposals not yet told (what `state` returns).
+    #[serde(skip)]
+    before_ask: Option<Box<Hyperband>>,
 }
 
 impl Hyperband {
@@ -95,6 +98,7 @@ impl Hyperband {
             started: false,
             queue: VecDeque::new(),
             results: Vec::new(),
+            before_ask: None,
         })
     }
 
@@ -126,6 +130,10 @@ impl Strategy for Hyperband {
     }
 
     fn ask(&mut self, n: usize, rng: &mut Pcg64) -> Result<Vec<Proposal>> {
+        // `state` must not change with an ask: keep the strategy as it was.
+        if self.before_ask.is_none() {
+            self.before_ask = Some(Box::new(self.clone()));
+        }
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
             if self.queue.is_empty() {
@@ -148,11 +156,14 @@ impl Strategy for Hyperband {
         for (p, f) in results {
             self.results.push((proposed_cell(p)?.index(), *f));
         }
+        self.before_ask = None;
         Ok(super::told(results))
     }
 
     fn state(&self) -> Result<Value> {
-        Ok(serde_json::to_value(self)?)
+        Ok(serde_json::to_value(
+            self.before_ask.as_deref().unwrap_or(self),
+        )?)
     }
 
     fn restore(&mut self, state: &Value) -> Result<()> {

@@ -117,6 +117,52 @@ pub(crate) fn told(results: &[(crate::strategy::Proposal, f64)]) -> crate::strat
 }
 
 #[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cells::evaluator::TableEvaluator;
+
+    #[test]
+    fn an_ask_leaves_the_state_alone_and_a_restored_strategy_continues_identically() {
+        let table = toy::conv_table();
+        for optimiser in OPTIMISERS {
+            let mut rng = crate::seeds::stream(7, Some(optimiser.index()));
+            let mut strategy = optimiser.build(&table.meta, &mut rng).unwrap();
+            let mut ev = TableEvaluator::new(&table, 7);
+            let mut step = |s: &mut Box<dyn Strategy>, rng: &mut Pcg64| {
+                let p = s.ask(1, rng).unwrap().remove(0);
+                let f = ev.query(&p).unwrap().dev;
+                s.tell(&[(p.clone(), f)]).unwrap();
+                p
+            };
+            for _ in 0..37 {
+                step(&mut strategy, &mut rng);
+            }
+            let saved = strategy.state().unwrap();
+            let saved_rng = rng.clone();
+            strategy.ask(1, &mut rng).unwrap();
+            assert_eq!(
+                strategy.state().unwrap(),
+                saved,
+                "{}: ask changed the state",
+                optimiser.name()
+            );
+            // Forget the ask as the loop does (restore the stream), then continue both.
+            rng = saved_rng.clone();
+            let mut other_rng = crate::seeds::stream(99, Some(optimiser.index()));
+            let mut other = optimiser.build(&table.meta, &mut other_rng).unwrap();
+            other.restore(&saved).unwrap();
+            strategy.restore(&saved).unwrap();
+            let mut other_rng = saved_rng;
+            for _ in 0..25 {
+                let a = step(&mut strategy, &mut rng);
+                let b = step(&mut other, &mut other_rng);
+                assert_eq!(a, b, "{} diverged after a restore", optimiser.name());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
 pub(crate) mod toy {
     //! A toy table with a known optimum for the optimisers' tests.
     use crate::cells::cell::Op;

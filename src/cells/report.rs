@@ -177,9 +177,12 @@ fn at(curve: &[(f64, f64)], t: f64) -> Option<f64> {
     n.checked_sub(1).map(|i| curve[i].1)
 }
 
+/// Points (time, mean regret, standard error) of an optimiser's curve.
+pub type Band = Vec<(f64, f64, f64)>;
+
 /// An optimiser's mean regret and its standard error on the time grid, where every seed has
 /// made a query.
-pub fn band(curves: &[&Vec<(f64, f64)>], grid: &[f64]) -> Vec<(f64, f64, f64)> {
+pub fn band(curves: &[&Vec<(f64, f64)>], grid: &[f64]) -> Band {
     grid.iter()
         .filter_map(|&t| {
             let values: Option<Vec<f64>> = curves.iter().map(|c| at(c, t)).collect();
@@ -202,7 +205,7 @@ pub fn figure(path: &Path, names: &[String], curves: &Curves, budget: f64) -> Re
     let grid: Vec<f64> = (0..GRID)
         .map(|i| start * (budget / start).powf(i as f64 / (GRID - 1) as f64))
         .collect();
-    let bands: Vec<(String, Vec<(f64, f64, f64)>)> = names
+    let bands: Vec<(String, Band)> = names
         .iter()
         .map(|name| {
             let mine: Vec<&Vec<(f64, f64)>> = curves

@@ -308,7 +308,7 @@ fn csv_header() -> Result<Vec<u8>> {
         "regret",
         "incumbent_test",
     ])?;
-    Ok(w.into_inner().context("cannot assemble the CSV header")?)
+    w.into_inner().context("cannot assemble the CSV header")
 }
 
 fn csv_rows(rows: &[Row]) -> Result<Vec<u8>> {
@@ -318,8 +318,7 @@ fn csv_rows(rows: &[Row]) -> Result<Vec<u8>> {
     for r in rows {
         w.serialize(r)?;
     }
-    Ok(w.into_inner()
-        .context("cannot assemble rollouts.csv rows")?)
+    w.into_inner().context("cannot assemble rollouts.csv rows")
 }
 
 /// Runs the command; returns the exit code.
@@ -388,8 +387,7 @@ pub fn run(options: &SearchOptions) -> Result<i32> {
         let (sender, receiver) = std::sync::mpsc::channel::<(usize, Result<(Outcome, Vec<Row>)>)>();
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
-            .min(SEARCH_THREADS)
-            .max(1);
+            .clamp(1, SEARCH_THREADS.max(1));
         std::thread::scope(|scope| -> Option<anyhow::Error> {
             for _ in 0..threads {
                 let sender = sender.clone();

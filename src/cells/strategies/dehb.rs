@@ -116,7 +116,7 @@ pub struct Dehb {
 
 impl Dehb {
     pub fn new(budgets: &[usize], eta: f64, f: f64, cr: f64) -> Result<Self> {
-        if !(f > 0.0 && f <= 2.0) || !(0.0..=1.0).contains(&cr) {
+        if !(f > 0.0 && f <= 2.0 && (0.0..=1.0).contains(&cr)) {
             crate::usage_bail!("DEHB's mutation factor F = {f} must lie in (0, 2] and its crossover rate CR = {cr} in [0, 1] (Awad et al.: 0.5 and 0.5)");
         }
         let max = budgets.last().copied().unwrap_or(1);
@@ -366,7 +366,7 @@ mod tests {
         let mut dehb = Dehb::new(&[1, 2, 4, 8, 12], 3.0, 0.5, 0.5).unwrap();
         let mut rng = Pcg64::seed_from_u64(4);
         let fitness = |p: &Proposal| proposed_cell(p).unwrap().index() as f64;
-        let mut step = |dehb: &mut Dehb, rng: &mut Pcg64| {
+        let step = |dehb: &mut Dehb, rng: &mut Pcg64| {
             let p = dehb.ask(1, rng).unwrap().remove(0);
             let f = fitness(&p);
             dehb.tell(&[(p.clone(), f)]).unwrap();
@@ -377,9 +377,9 @@ mod tests {
         let mut best: Vec<f64> = first.iter().map(|(_, f)| *f).collect();
         best.sort_by(|a, b| b.total_cmp(a));
         // Rung 2 at 4 epochs: the three best of rung 1, promoted unchanged.
-        for k in 0..3 {
+        for want in &best[..3] {
             let (p, f) = step(&mut dehb, &mut rng);
-            assert_eq!((p.budget, f), (Some(4.0), best[k]));
+            assert_eq!((p.budget, f), (Some(4.0), *want));
         }
         let (p, _) = step(&mut dehb, &mut rng);
         assert_eq!(p.budget, Some(12.0));

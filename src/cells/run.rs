@@ -255,6 +255,11 @@ pub fn spec_of(options: &SearchOptions, table: &Table) -> Result<SearchSpec> {
     }
     let full = full_training_seconds(table);
     let slowest = full.iter().copied().fold(0.0, f64::max);
+    if full.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+        crate::usage_bail!(
+            "the table records a training of no (or no finite) time, so simulated time cannot stop a search; rebuild it with `archsearch cells build`"
+        );
+    }
     let (budget, rule) = match options.budget {
         Some(b) => (b, "--budget".to_string()),
         None => {

@@ -280,7 +280,11 @@ pub fn spec_of(options: &SearchOptions, table: &Table) -> Result<SearchSpec> {
     }
     Ok(SearchSpec {
         archsearch_version: env!("CARGO_PKG_VERSION").into(),
-        table: options.table.clone(),
+        // Absolute, so that --resume finds it from any working folder.
+        table: options
+            .table
+            .as_ref()
+            .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())),
         optimisers,
         seed: options.seed,
         seeds: options.seeds as usize,

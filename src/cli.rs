@@ -197,6 +197,10 @@ pub enum CellsCommand {
     /// Score every class of cells of a table with the training-free proxies at initialisation,
     /// rank-correlate them with the trained accuracy, and search on each proxy alone
     Proxies(CellsProxiesArgs),
+    /// Run optimisers on a cell table in simulated time (each query costs its tabulated
+    /// training seconds) and compare their regret over seeds: rollouts.csv, summary.json,
+    /// regret.png.
+    Search(CellsSearchArgs),
 }
 
 /// Flags of `archsearch cells proxies`.
@@ -273,6 +277,51 @@ pub struct CellsBuildArgs {
     pub quiet: bool,
 }
 
+/// The optimisers of `archsearch cells search`.
+const CELLS_STRATEGIES: [&str; 7] = [
+    "random",
+    "evolution",
+    "reinforce",
+    "bo",
+    "hyperband",
+    "dehb",
+    "all",
+];
+
+/// Flags of `archsearch cells search`.
+#[derive(Args, Debug, Clone)]
+pub struct CellsSearchArgs {
+    /// The optimiser: random search, regularised evolution, REINFORCE, SMAC-style Bayesian
+    /// optimisation (bo), Hyperband, DEHB, or all of them with the same seeds and budget
+    #[arg(long, default_value = "all", value_parser = CELLS_STRATEGIES)]
+    pub strategy: String,
+    /// Searches per optimiser, seeds seed, seed+1, ...
+    #[arg(long, allow_negative_numbers = true, default_value_t = config::CELLS_SEEDS, value_parser = clap::value_parser!(u64).range(1..=config::CELLS_SEEDS_MAX))]
+    pub seeds: u64,
+    /// First seed
+    #[arg(long, allow_negative_numbers = true, default_value_t = config::SEED)]
+    pub seed: u64,
+    /// Simulated seconds each search may spend (summed tabulated training time of its
+    /// queries) [default: 200 x the table's median full-training seconds]
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
+    pub budget: Option<f64>,
+    /// The table to search: NAME.csv.gz written by `archsearch cells build`, NAME.json beside it
+    #[arg(long, value_name = "FILE")]
+    pub table: Option<PathBuf>,
+    /// Output folder [default: runs/<date-time>]; must not exist or be empty
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Replace the contents of a non-empty --out folder
+    #[arg(long)]
+    pub force: bool,
+    /// Continue the interrupted or killed search in this folder
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["out", "force", "strategy", "seeds", "seed", "budget", "table"])]
+    pub resume: Option<PathBuf>,
+    /// No progress lines
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
 /// Flags of `archsearch cells space`.
 #[derive(Args, Debug, Clone)]
 pub struct CellsSpaceArgs {
@@ -340,6 +389,17 @@ fn cells(command: &CellsCommand) -> anyhow::Result<i32> {
                 quiet: args.quiet,
             })
         }
+        CellsCommand::Search(args) => crate::cells::run::run(&crate::cells::run::SearchOptions {
+            strategy: args.strategy.clone(),
+            seeds: args.seeds,
+            seed: args.seed,
+            budget: args.budget,
+            table: args.table.clone(),
+            out: args.out.clone(),
+            force: args.force,
+            resume: args.resume.clone(),
+            quiet: args.quiet,
+        }),
     }
 }
 

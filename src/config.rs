@@ -155,6 +155,8 @@ pub const CL_PARAM_OPTIONS_MAX: usize = 64; // options of one list that are para
 pub const CL_LIST_LENGTH_MAX: usize = 64; // elements of a ChoiceList (max - 1) or a Subset (size)
 pub const CL_PARTITION_MAX: usize = 64; // groups of a Partition
 pub const CL_DECISIONS_MAX: usize = 1000; // decisions of one configuration
+pub const CELLS_SEEDS: u64 = 10; // cells search --seeds: searches per optimiser (the rest in src/cells/config.rs)
+pub const CELLS_SEEDS_MAX: u64 = 10_000; // cells search --seeds
 
 // --- Output ---
 pub const MIN_REWARD_SD: f64 = 0.01; // smallest reward sd the baseline divides by (keeps the first advantages finite)

@@ -25,7 +25,7 @@ pub const MARKER: &str = ".archsearch-run";
 
 /// Every file a run folder may hold besides the marker (and their `.tmp` twins while they are
 /// written): the only files `--force` deletes. A command that writes another file adds it here.
-pub const RUN_FILES: [&str; 26] = [
+pub const RUN_FILES: [&str; 27] = [
     "rollouts.csv",
     "alphas.csv",
     "genotype.txt",
@@ -40,6 +40,7 @@ pub const RUN_FILES: [&str; 26] = [
     "halfmoon.png",
     "boundary.png",
     "strategies.png",
+    "regret.png",        // cells search: regret against simulated time
     "architecture.json", // enas: Katib's architecture string
     "nn_config.json",    // enas: Katib's nn_config string
     "architecture.png",  // enas: the found network

@@ -37,3 +37,174 @@ fn cells_space_writes_configspace_and_prints_unique_count() {
         .unwrap();
     assert_eq!(again.status.code(), Some(2));
 }
+
+mod common;
+
+/// A toy table file: test = share of convolution edges, dev that grown with the epochs plus a
+/// seed offset, convolutions slower to train; four epochs, budgets 1, 2, 4.
+fn toy_table(dir: &std::path::Path) -> std::path::PathBuf {
+    use archsearch::cells::{table::Table, Op};
+    let table = Table::from_fn(4, 2, vec![1, 2, 4], |cell, seed, epoch| {
+        let convs = cell
+            .ops
+            .iter()
+            .filter(|o| matches!(o, Op::NorConv1x1 | Op::NorConv3x3))
+            .count() as f64;
+        let v = convs / 6.0;
+        (
+            v * epoch as f64 / 4.0 - 0.01 * seed as f64,
+            v,
+            1.0 + 0.25 * convs,
+        )
+    })
+    .unwrap();
+    let path = dir.join("toy.csv.gz");
+    table.write(&path).unwrap();
+    path
+}
+
+fn search(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_archsearch"))
+        .args(["cells", "search", "--quiet"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn cells_search_all_writes_every_file_and_resumes_a_killed_run_identically() {
+    let tmp = tempfile::tempdir().unwrap();
+    let table = toy_table(tmp.path());
+    let table = table.to_str().unwrap();
+    let out = tmp.path().join("run");
+    let run = search(&[
+        "--strategy",
+        "all",
+        "--seeds",
+        "2",
+        "--budget",
+        "300",
+        "--table",
+        table,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", common::stderr(&run));
+    for file in [
+        "rollouts.csv",
+        "summary.json",
+        "regret.png",
+        "checkpoint.json",
+    ] {
+        assert!(out.join(file).is_file(), "{file} missing");
+    }
+    let summary = common::summary(&out);
+    let names: Vec<&str> = summary["optimisers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "random",
+            "evolution",
+            "reinforce",
+            "bo",
+            "hyperband",
+            "dehb"
+        ]
+    );
+    for o in summary["optimisers"].as_array().unwrap() {
+        assert_eq!(o["searches"], 2);
+        let regret = o["final_regret_mean"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&regret), "{o}");
+        let test = o["final_test_mean"].as_f64().unwrap();
+        assert!(
+            (regret + test - 1.0).abs() < 1e-9,
+            "regret = optimum - test: {o}"
+        );
+    }
+    let text = std::fs::read_to_string(out.join("rollouts.csv")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "strategy,seed,query,cell,budget,dev,seconds,regret,incumbent_test"
+    );
+    // Every search keeps within the budget, and the multi-fidelity ones use lower budgets.
+    let mut budgets = std::collections::HashSet::new();
+    for line in &lines[1..] {
+        let f: Vec<&str> = line.split(',').collect();
+        assert!(f[6].parse::<f64>().unwrap() <= 300.0, "{line}");
+        budgets.insert((f[0].to_string(), f[4].to_string()));
+    }
+    assert!(budgets.contains(&("hyperband".into(), "1".into())));
+    assert!(budgets.contains(&("dehb".into(), "1".into())));
+    assert!(!budgets.contains(&("random".into(), "1".into())));
+
+    // A kill after three searches: the checkpoint holds them, rollouts.csv has a torn row past
+    // them. --resume redoes the rest and ends where the whole run ended.
+    let checkpoint_path = out.join("checkpoint.json");
+    let mut checkpoint: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&checkpoint_path).unwrap()).unwrap();
+    let outcomes = checkpoint["outcomes"].as_array().unwrap().clone();
+    let rows: usize = outcomes[..3]
+        .iter()
+        .map(|o| o["queries"].as_u64().unwrap() as usize)
+        .sum();
+    let bytes: usize = lines[..1 + rows].iter().map(|l| l.len() + 1).sum();
+    checkpoint["outcomes"] = serde_json::Value::Array(outcomes[..3].to_vec());
+    checkpoint["csv_bytes"] = bytes.into();
+    std::fs::write(&checkpoint_path, checkpoint.to_string()).unwrap();
+    let torn = format!("{}random,1,1,|none~0|+", &text[..bytes]);
+    std::fs::write(out.join("rollouts.csv"), torn).unwrap();
+    std::fs::remove_file(out.join("summary.json")).unwrap();
+    let resumed = search(&["--resume", out.to_str().unwrap()]);
+    assert!(resumed.status.success(), "{}", common::stderr(&resumed));
+    assert_eq!(
+        std::fs::read_to_string(out.join("rollouts.csv")).unwrap(),
+        text
+    );
+    let again = common::summary(&out);
+    assert_eq!(again["optimisers"].as_array().unwrap().len(), 6);
+    for (a, b) in again["optimisers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(summary["optimisers"].as_array().unwrap())
+    {
+        assert_eq!(a["final_regret_mean"], b["final_regret_mean"]);
+    }
+}
+
+#[test]
+fn cells_search_refuses_bad_values_before_writing_anything() {
+    let tmp = tempfile::tempdir().unwrap();
+    let table = toy_table(tmp.path());
+    let table = table.to_str().unwrap();
+    let out = tmp.path().join("never");
+    let out = out.to_str().unwrap();
+    let cases: [(&[&str], &str); 5] = [
+        (&["--budget", "-1", "--table", table], "--budget"),
+        (&["--budget", "2", "--table", table], "slowest cell"),
+        (&["--seeds", "0", "--table", table], "--seeds"),
+        (&["--strategy", "smac", "--table", table], "smac"),
+        (&["--table", "/nonexistent/table.csv.gz"], "--table"),
+    ];
+    for (args, want) in cases {
+        let run = search(&[args, &["--out", out]].concat());
+        assert_eq!(
+            run.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            common::stderr(&run)
+        );
+        assert!(
+            common::stderr(&run).contains(want),
+            "{args:?}: {}",
+            common::stderr(&run)
+        );
+        assert!(!std::path::Path::new(out).exists(), "{args:?} wrote --out");
+    }
+}

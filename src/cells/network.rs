@@ -250,8 +250,9 @@ impl ModuleT for CellNet {
                 h = cell.forward(&h, train);
             }
         }
-        relu(&h.apply_t(&self.last_bn, train))
-            .mean_dim([2i64, 3].as_slice(), false, Kind::Float)
+        let h = relu(&h.apply_t(&self.last_bn, train));
+        // pooled in the network's own precision (synflow scores it in double)
+        h.mean_dim([2i64, 3].as_slice(), false, h.kind())
             .apply(&self.head)
     }
 }

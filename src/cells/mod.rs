@@ -8,6 +8,7 @@ pub mod cell;
 pub mod config;
 pub mod configspace;
 pub mod isomorphism;
+pub mod nb201;
 pub mod table;
 
 pub use cell::{Cell, Op};

@@ -7,6 +7,7 @@
 pub mod cell;
 pub mod config;
 pub mod configspace;
+pub mod deepcave;
 pub mod isomorphism;
 pub mod nb201;
 pub mod table;

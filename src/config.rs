@@ -147,6 +147,7 @@ pub const LABEL_MAX: i64 = 1000; // largest class label of a --data file
 pub const CL_ROLLOUTS_MAX: usize = 1_000_000; // choice-list --rollouts
 pub const CL_SEEDS_MAX: usize = 100; // choice-list --seeds
 pub const CL_SPACE_BYTES_MAX: usize = 16 << 20; // size of a YAML space file
+pub const CL_CONFIGSPACE_FORMAT_VERSION: f64 = 0.4; // ConfigSpace JSON layout version of deepcave/configspace.json
 pub const CL_INDENT_MAX: usize = 1024; // columns of block indentation, checked before parsing (bounds nesting)
 pub const CL_DEPTH_MAX: usize = 32; // parameters nested in parameters
 pub const CL_PARAMETERS_MAX: usize = 200_000; // parameters and constants in a space

@@ -25,6 +25,17 @@ pub const MARKER: &str = ".archsearch-run";
 
 /// Every file a run folder may hold besides the marker (and their `.tmp` twins while they are
 /// written): the only files `--force` deletes. A command that writes another file adds it here.
+/// The folder of DeepCAVE run folders a run may hold (`crate::output::deepcave`): one subfolder
+/// per search, each holding only these files.
+pub const DEEPCAVE_DIR: &str = "deepcave";
+pub const DEEPCAVE_FILES: [&str; 5] = [
+    "configspace.json",
+    "configs.json",
+    "origins.json",
+    "meta.json",
+    "history.jsonl",
+];
+
 pub const RUN_FILES: [&str; 27] = [
     "rollouts.csv",
     "alphas.csv",
@@ -186,12 +197,43 @@ fn foreign_entries(dir: &Path) -> Result<Vec<String>, UsageError> {
                 *f == name || Path::new(f).with_extension("tmp").as_os_str() == name.as_str()
             });
         let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(true);
-        if !ours || is_dir {
+        if name == DEEPCAVE_DIR && is_dir {
+            if deepcave_files(&entry.path()).is_none() {
+                foreign.push(name);
+            }
+        } else if !ours || is_dir {
             foreign.push(name);
         }
     }
     foreign.sort();
     Ok(foreign)
+}
+
+/// The files of a `deepcave/` folder, subfolders first in the order to delete them (files, then
+/// their subfolder, then the folder itself): None unless it holds nothing but subfolders (not
+/// symlinks) of DeepCAVE's files (or their `.tmp`).
+fn deepcave_files(dir: &Path) -> Option<Vec<PathBuf>> {
+    let mut paths = Vec::new();
+    for run in std::fs::read_dir(dir).ok()? {
+        let run = run.ok()?;
+        if !run.file_type().ok()?.is_dir() {
+            return None;
+        }
+        for file in std::fs::read_dir(run.path()).ok()? {
+            let file = file.ok()?;
+            let name = file.file_name().to_string_lossy().into_owned();
+            let known = DEEPCAVE_FILES.iter().any(|f| {
+                *f == name || Path::new(f).with_extension("tmp").as_os_str() == name.as_str()
+            });
+            if !known || !file.file_type().ok()?.is_file() {
+                return None;
+            }
+            paths.push(file.path());
+        }
+        paths.push(run.path());
+    }
+    paths.push(dir.to_path_buf());
+    Some(paths)
 }
 
 /// Creates the run folder `--out` (or `runs/<date-time>`) and writes the marker into it, naming
@@ -222,6 +264,20 @@ pub fn prepare(out: Option<&Path>, force: bool, command: &str) -> Result<PathBuf
             .chain([MARKER.to_string()])
         {
             let path = dir.join(&name);
+            if name == DEEPCAVE_DIR && path.is_dir() {
+                // check_out made sure it holds only DeepCAVE's files in subfolders.
+                for p in deepcave_files(&path).unwrap_or_default() {
+                    let removed = if p.is_dir() {
+                        std::fs::remove_dir(&p)
+                    } else {
+                        std::fs::remove_file(&p)
+                    };
+                    removed.map_err(|e| {
+                        UsageError::new(format!("--force: cannot delete {}: {e}", p.display()))
+                    })?;
+                }
+                continue;
+            }
             if path.symlink_metadata().is_ok() {
                 std::fs::remove_file(&path).map_err(|e| {
                     UsageError::new(format!("--force: cannot delete {}: {e}", path.display()))
@@ -482,6 +538,31 @@ mod tests {
                 .0
                 .contains("no CUDA device"));
             assert_eq!(parse_device("auto"), Ok(Device::Cpu));
+        }
+    }
+
+    #[test]
+    fn force_deletes_a_deepcave_folder_only_of_deepcave_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("run");
+        prepare(Some(&run), false, "choice-list").unwrap();
+        let search = run.join(DEEPCAVE_DIR).join("random-seed0");
+        std::fs::create_dir_all(&search).unwrap();
+        for f in DEEPCAVE_FILES {
+            std::fs::write(search.join(f), "{}").unwrap();
+        }
+        std::fs::write(run.join("summary.json"), "{}").unwrap();
+        prepare(Some(&run), true, "choice-list").unwrap();
+        assert!(!run.join(DEEPCAVE_DIR).exists() && !run.join("summary.json").exists());
+        // A file of another name inside, or a file directly in deepcave/: refused, all kept.
+        for stray in ["random-seed0/notes.txt", "notes.txt"] {
+            std::fs::create_dir_all(&search).unwrap();
+            std::fs::write(search.join("history.jsonl"), "").unwrap();
+            std::fs::write(run.join(DEEPCAVE_DIR).join(stray), "mine").unwrap();
+            let e = prepare(Some(&run), true, "choice-list").unwrap_err();
+            assert!(e.to_string().contains(DEEPCAVE_DIR), "{e}");
+            assert!(search.join("history.jsonl").exists());
+            std::fs::remove_file(run.join(DEEPCAVE_DIR).join(stray)).unwrap();
         }
     }
 

@@ -1,5 +1,5 @@
 //! End-to-end tests of `archsearch choice-list` (feature `choice-list`): a short search with
-//! each strategy writes every output, and mistakes in the space file exit 2 naming the line.
+//! each strategy writes every output (the DeepCAVE run folders among them), and mistakes in the space file exit 2 naming the line.
 #![cfg(feature = "choice-list")]
 
 mod common;
@@ -97,6 +97,27 @@ fn all_strategies_over_seeds_share_the_budget() {
     let runs = summary["searches"].as_array().unwrap();
     assert_eq!(runs.len(), 6);
     assert!(runs.iter().all(|r| r["rollouts"] == 8));
+    // deepcave/: one DeepCAVE run folder per search, one history line per rollout.
+    for strategy in ["reinforce", "evolution", "random"] {
+        for seed in 0..2 {
+            let run = out.join(format!("deepcave/{strategy}-seed{seed}"));
+            for f in [
+                "configspace.json",
+                "configs.json",
+                "origins.json",
+                "meta.json",
+                "history.jsonl",
+            ] {
+                assert!(run.join(f).is_file(), "{}: {f} missing", run.display());
+            }
+            let history = std::fs::read_to_string(run.join("history.jsonl")).unwrap();
+            assert_eq!(history.lines().count(), 8, "{}", run.display());
+            let origins: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(run.join("origins.json")).unwrap())
+                    .unwrap();
+            assert!(origins.as_object().unwrap().values().all(|o| o == strategy));
+        }
+    }
 }
 
 #[test]

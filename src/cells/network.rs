@@ -11,7 +11,7 @@
 //! so skipping them leaves the function unchanged and saves their time.
 
 use tch::nn::{self, ModuleT};
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 use super::cell::{Cell, Op, EDGE_LIST};
 use super::config::NODES;
@@ -289,6 +289,7 @@ pub fn flops(cell: &Cell, shape: CellNetShape, in_channels: i64, side: i64, clas
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tch::Kind;
     use tch::Device;
 
     fn cell(text: &str) -> Cell {

@@ -253,8 +253,15 @@ impl Table {
             })
     }
 
-    /// Reads a table from `NAME.csv.gz` and its `NAME.json` beside it.
+    /// Reads a table: `NAME.csv.gz` with its `NAME.json` beside it, or the real NAS-Bench-201
+    /// results in NASLib's layout (`*.pickle` / `*.pkl`, see `Table::from_nb201_pickle`).
     pub fn read(path: &Path) -> Result<Table> {
+        if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("pickle" | "pkl")
+        ) {
+            return Table::from_nb201_pickle(path);
+        }
         let meta_path = meta_path(path);
         let meta_text = std::fs::read_to_string(&meta_path).with_context(|| {
             format!(

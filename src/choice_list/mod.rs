@@ -16,6 +16,7 @@
 
 mod check;
 mod child;
+pub mod configspace;
 mod encode;
 mod evolution;
 mod interval;

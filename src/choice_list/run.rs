@@ -166,6 +166,35 @@ fn strategy_choice(name: &str) -> Option<StrategyChoice> {
         .copied()
 }
 
+/// `deepcave/`: one DeepCAVE run folder per search (`STRATEGY-seedSEED`), rewritten whole from
+/// the rollouts at the end of every run and resume (docs/formats.md).
+fn write_deepcave(
+    out: &Path,
+    spec: &RunSpec,
+    param: &super::Param,
+    records: &[Record],
+    max_epochs: usize,
+) -> Result<()> {
+    use super::configspace::{configspace_json, deepcave_searches, objectives};
+    let name = Path::new(&spec.space_file)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("space");
+    let mut meta = serde_json::Map::new();
+    meta.insert("command".into(), Value::from(COMMAND));
+    meta.insert("space_file".into(), Value::from(spec.space_file.clone()));
+    meta.insert("strategy".into(), Value::from(spec.strategy.clone()));
+    crate::output::deepcave::write_searches(
+        &out.join("deepcave"),
+        &configspace_json(param, name),
+        &objectives(),
+        &[max_epochs as f64],
+        &meta,
+        &deepcave_searches(param, records, max_epochs as f64),
+    )?;
+    Ok(())
+}
+
 /// Runs the command; returns the exit code.
 pub fn run(args: &ChoiceListOptions) -> Result<i32> {
     // Signals are watched from the start: one during the checks stops the run before its
@@ -388,6 +417,7 @@ pub fn run(args: &ChoiceListOptions) -> Result<i32> {
         quiet: args.quiet,
         stop: &stop,
     })?;
+    write_deepcave(&out, &spec, &param, &records, settings.child.max_epochs)?;
     if summary.interrupted {
         say(
             args.quiet,

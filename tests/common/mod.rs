@@ -89,16 +89,18 @@ pub fn summary(dir: &Path) -> serde_json::Value {
 /// Every file of a folder with its bytes, by name (sorted): equal snapshots mean not a byte of
 /// any file changed, and no file came or went.
 pub fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .map(|p| {
-            (
-                p.file_name().unwrap().to_string_lossy().into_owned(),
-                std::fs::read(&p).unwrap(),
-            )
-        })
-        .collect();
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    for p in std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()) {
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if p.is_dir() {
+            // subfolders (deepcave/) by relative path
+            for (sub, bytes) in snapshot(&p) {
+                files.push((format!("{name}/{sub}"), bytes));
+            }
+        } else {
+            files.push((name, std::fs::read(&p).unwrap()));
+        }
+    }
     files.sort();
     files
 }

@@ -98,6 +98,25 @@ fn cells_search_all_writes_every_file_and_resumes_a_killed_run_identically() {
     ] {
         assert!(out.join(file).is_file(), "{file} missing");
     }
+    // One DeepCAVE run folder per search (6 optimisers x 2 seeds), each with its five files.
+    let deepcave: Vec<_> = std::fs::read_dir(out.join("deepcave")).unwrap().collect();
+    assert_eq!(deepcave.len(), 12);
+    for entry in deepcave {
+        let folder = entry.unwrap().path();
+        for file in [
+            "configspace.json",
+            "configs.json",
+            "origins.json",
+            "meta.json",
+            "history.jsonl",
+        ] {
+            assert!(
+                folder.join(file).is_file(),
+                "{} has no {file}",
+                folder.display()
+            );
+        }
+    }
     let summary = common::summary(&out);
     let names: Vec<&str> = summary["optimisers"]
         .as_array()
@@ -207,4 +226,167 @@ fn cells_search_refuses_bad_values_before_writing_anything() {
         );
         assert!(!std::path::Path::new(out).exists(), "{args:?} wrote --out");
     }
+}
+
+fn cells(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_archsearch"))
+        .arg("cells")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The rows of a build's rows.csv without the seconds column, sorted.
+fn build_rows(dir: &std::path::Path) -> Vec<Vec<String>> {
+    let mut reader = csv::Reader::from_path(dir.join("rows.csv")).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    let seconds = headers.iter().position(|h| h == "seconds").unwrap();
+    let mut rows: Vec<Vec<String>> = reader
+        .records()
+        .map(|r| {
+            r.unwrap()
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != seconds)
+                .map(|(_, v)| v.to_string())
+                .collect()
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+#[test]
+fn a_tiny_build_writes_every_file_and_a_killed_build_resumes_to_the_same_rows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let whole = tmp.path().join("whole");
+    let args = ["build", "--limit", "16", "--seeds", "2", "--epochs", "1"];
+    let run = cells(&[&args[..], &["--out", whole.to_str().unwrap()]].concat());
+    assert!(run.status.success(), "{}", common::stderr(&run));
+    for file in ["rows.csv", "build.json", "table.csv.gz", "table.json"] {
+        assert!(whole.join(file).is_file(), "{file} missing");
+    }
+    let rows = build_rows(&whole);
+    assert_eq!(rows.len(), 16 * 2);
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(whole.join("table.json")).unwrap()).unwrap();
+    assert_eq!(meta["epochs"], 1);
+    assert_eq!(meta["seeds"], 2);
+    assert_eq!(meta["budgets"], serde_json::json!([1]));
+
+    // Killed after the first tenth of its trainings, then resumed: the same rows (seconds aside).
+    let killed = tmp.path().join("killed");
+    let mut child = common::bin()
+        .arg("cells")
+        .args(args)
+        .arg("--out")
+        .arg(&killed)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = common::stderr_lines(&mut child);
+    common::wait_for(&lines, "trainings  last");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !killed.join("table.csv.gz").exists(),
+        "the kill came after the end"
+    );
+    let resumed = cells(&["build", "--resume", killed.to_str().unwrap(), "--quiet"]);
+    assert!(resumed.status.success(), "{}", common::stderr(&resumed));
+    assert_eq!(build_rows(&killed), rows);
+}
+
+#[test]
+fn cells_build_and_proxies_refuse_bad_input_before_writing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    for (args, needle) in [
+        (vec!["build", "--dataset", "nope"], "nope"),
+        (
+            vec!["build", "--resume", "/nonexistent/folder"],
+            "no table build to resume",
+        ),
+        (
+            vec!["proxies", "--table", "/nonexistent/t.csv.gz"],
+            "t.csv.gz",
+        ),
+    ] {
+        let mut all = args.clone();
+        if !args.contains(&"--resume") {
+            all.extend(["--out", out.to_str().unwrap()]);
+        }
+        let run = cells(&all);
+        assert_eq!(
+            run.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            common::stderr(&run)
+        );
+        assert!(
+            common::stderr(&run).contains(needle),
+            "{args:?}: {}",
+            common::stderr(&run)
+        );
+        assert!(!out.exists(), "{args:?} wrote {}", out.display());
+    }
+}
+
+#[test]
+fn cells_proxies_scores_rank_and_searches_on_a_toy_table() {
+    let tmp = tempfile::tempdir().unwrap();
+    let table = toy_table(tmp.path());
+    // The toy table claims the digits, whose batch the proxies score on.
+    let meta_path = tmp.path().join("toy.json");
+    let mut meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&meta_path).unwrap()).unwrap();
+    meta["dataset"] = "digits".into();
+    std::fs::write(&meta_path, meta.to_string()).unwrap();
+    let out = tmp.path().join("proxies");
+    let run = cells(&[
+        "proxies",
+        "--table",
+        table.to_str().unwrap(),
+        "--limit",
+        "24",
+        "--seeds",
+        "3",
+        "--batch",
+        "16",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", common::stderr(&run));
+    for file in ["proxies.csv", "proxies.png", "summary.json"] {
+        assert!(out.join(file).is_file(), "{file} missing");
+    }
+    let summary = common::summary(&out);
+    let proxies: Vec<&str> = summary["correlations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["proxy"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        proxies,
+        [
+            "synflow",
+            "snip",
+            "grad_norm",
+            "naswot",
+            "jacob_cov",
+            "combined",
+            "dev_1_epoch"
+        ]
+    );
+    assert_eq!(summary["cells_scored"], 24);
+    // Every search found a cell of the toy table: its accuracy is a share of six edges.
+    for s in summary["searches"].as_array().unwrap() {
+        let t = s["test_mean"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&t), "{s}");
+    }
+    let csv = std::fs::read_to_string(out.join("proxies.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 24);
 }

@@ -126,6 +126,8 @@ pub struct BuildOutcome {
     pub complete: bool,
     /// Seeds of the table written (fewer than asked when stopped after whole seeds; 0: none).
     pub seeds_written: usize,
+    /// Only some classes were trained (`--limit`): the table does not cover the space.
+    pub partial: bool,
     /// Wall seconds over every session.
     pub wall_seconds: f64,
 }
@@ -310,6 +312,7 @@ pub fn build(
         done,
         complete,
         seeds_written,
+        partial: settings.limit.is_some(),
         wall_seconds,
     })
 }
@@ -623,7 +626,7 @@ pub fn command(options: &BuildOptions) -> Result<i32> {
         stop.flag(),
         options.quiet,
     )?;
-    let summary = if outcome.seeds_written > 0 && settings.limit.is_none() {
+    let summary = if outcome.seeds_written > 0 && !outcome.partial {
         let table = read_built(&dir)?;
         let summary = table_summary(&table, &outcome);
         crate::outdir::write_json_atomically(&dir.join("summary.json"), &summary)?;

@@ -289,8 +289,8 @@ pub fn flops(cell: &Cell, shape: CellNetShape, in_channels: i64, side: i64, clas
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tch::Kind;
     use tch::Device;
+    use tch::Kind;
 
     fn cell(text: &str) -> Cell {
         Cell::parse(text).unwrap()

@@ -113,7 +113,7 @@ pub fn command(options: &ProxyOptions) -> Result<i32> {
             options.batch
         );
     }
-    let table = Table::read(&options.table)?;
+    let table = super::run::load_table(Some(&options.table))?;
     let shape = shape_of(&table);
     let source = crate::data::images::source_for(&table.meta.dataset, None).map_err(|e| {
         crate::error::UsageError::new(format!(

@@ -478,6 +478,9 @@ pub fn run(options: &SearchOptions) -> Result<i32> {
         return Err(e);
     }
     let interrupted = checkpoint.outcomes.len() < jobs.len();
+    if !interrupted {
+        write_deepcave_runs(&dir, &table)?;
+    }
     let summary = super::report::write(
         &dir,
         &table,
@@ -498,6 +501,37 @@ pub fn run(options: &SearchOptions) -> Result<i32> {
         return Ok(EXIT_INTERRUPTED);
     }
     Ok(0)
+}
+
+/// Every search of the finished run as a DeepCAVE run folder, `deepcave/STRATEGY-seedN/`, read
+/// back from rollouts.csv (so a resumed run writes the same folders).
+fn write_deepcave_runs(dir: &Path, table: &Table) -> Result<()> {
+    let path = csv_path(dir);
+    let mut reader =
+        csv::Reader::from_path(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut trials = Vec::new();
+    let mut clock = (String::new(), 0u64, 0.0);
+    for row in reader.deserialize::<Row>() {
+        let row = row.with_context(|| format!("in {}", path.display()))?;
+        let cell = super::cell::Cell::parse(&row.cell)?;
+        if (clock.0.as_str(), clock.1) != (row.strategy.as_str(), row.seed) {
+            clock = (row.strategy.clone(), row.seed, 0.0);
+        }
+        let evaluator = super::evaluator::TableEvaluator::new(table, row.seed);
+        trials.push(super::deepcave::CellTrial {
+            strategy: row.strategy.clone(),
+            search_seed: row.seed,
+            cell,
+            epochs: row.budget,
+            training_seed: evaluator.training_seed(&cell),
+            dev: row.dev,
+            cost: row.seconds - clock.2,
+            clock: row.seconds,
+        });
+        clock.2 = row.seconds;
+    }
+    super::deepcave::write_deepcave(&dir.join(crate::outdir::DEEPCAVE_DIR), table, &trials)?;
+    Ok(())
 }
 
 /// Makes the rows written so far durable, then records them in checkpoint.json.

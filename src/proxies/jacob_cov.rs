@@ -26,7 +26,11 @@ pub fn jacob_cov<M: ModuleT>(build: &dyn Fn(&nn::Path) -> M, seed: u64, batch: &
     let x = batch.x.detach().copy().set_requires_grad(true);
     let out = model.forward_t(&x, true);
     out.sum(Kind::Float).backward();
-    let jacobians = x.grad().flatten(1, -1).to_kind(Kind::Double);
+    let grad = x.grad();
+    if !grad.defined() {
+        return f64::NAN; // the output does not depend on the input: no Jacobian to correlate
+    }
+    let jacobians = grad.flatten(1, -1).to_kind(Kind::Double);
     let centred = &jacobians - jacobians.mean_dim(1, true, Kind::Double);
     let norms = centred.norm_scalaropt_dim(2.0, [1i64].as_slice(), true);
     let unit = centred / norms;

@@ -33,7 +33,13 @@ pub fn synflow_per_tensor<M: ModuleT>(
     let scores = weights(&vs)
         .into_iter()
         .map(|(name, t)| {
-            let s = (&t * t.grad()).abs().sum(Kind::Double).double_value(&[]);
+            // A weight the output does not depend on has no gradient: it scores 0.
+            let g = t.grad();
+            let s = if g.defined() {
+                (&t * g).abs().sum(Kind::Double).double_value(&[])
+            } else {
+                0.0
+            };
             (name, s)
         })
         .collect();

@@ -206,9 +206,10 @@ pub enum CellsCommand {
 /// Flags of `archsearch cells proxies`.
 #[derive(Args, Debug, Clone)]
 pub struct CellsProxiesArgs {
-    /// The table to judge the proxies against (NAME.csv.gz with NAME.json beside it)
+    /// The table to judge the proxies against: NAME.csv.gz with NAME.json beside it, or
+    /// NAS-Bench-201's pickle [default: the bundled table of the digits]
     #[arg(long, value_name = "FILE")]
-    pub table: PathBuf,
+    pub table: Option<PathBuf>,
     /// Examples of the one batch every proxy sees
     #[cfg_attr(feature = "cells", arg(default_value_t = crate::cells::config::PROXY_BATCH as u64))]
     #[cfg_attr(not(feature = "cells"), arg(default_value_t = 1))]
@@ -305,7 +306,8 @@ pub struct CellsSearchArgs {
     /// queries) [default: 200 x the table's median full-training seconds]
     #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub budget: Option<f64>,
-    /// The table to search: NAME.csv.gz written by `archsearch cells build`, NAME.json beside it
+    /// The table to search: NAME.csv.gz written by `archsearch cells build` with NAME.json
+    /// beside it, or NAS-Bench-201's pickle [default: the bundled table of the digits]
     #[arg(long, value_name = "FILE")]
     pub table: Option<PathBuf>,
     /// Output folder [default: runs/<date-time>]; must not exist or be empty

@@ -71,23 +71,23 @@ def cell_index(ops):
 
 
 def canonical(ops):
-    """archsearch's canonical form (src/cells/isomorphism.rs): NAS-Bench-201's isomorphism."""
-    zero = "#"
-    values = ["0"]
+    """archsearch's table key (isomorphism::functional in src/cells/isomorphism.rs): each node a
+    sorted multiset of terms, zeros dropped, sums flattened; a cell with a cut output is "zero"."""
+    values = [["0"]]
     for to in range(1, 4):
-        summands = []
+        terms = []
         for frm in range(to):
             source = values[frm]
             op = ops[EDGES.index((to, frm))]
-            if source == zero or op == "none":
-                summands.append(zero)
-            elif op == "skip_connect":
-                summands.append(source)
+            if not source or op == "none":
+                continue
+            if op == "skip_connect":
+                terms.extend(source)
             else:
-                summands.append(f"({source})@{op}")
-        summands.sort()
-        values.append("+".join(summands))
-    return values[-1]
+                terms.append(f"{op}({'+'.join(source)})")
+        terms.sort()
+        values.append(terms)
+    return "+".join(values[-1]) if values[-1] else "zero"
 
 
 def all_cells():

@@ -45,7 +45,7 @@ pub const PROXY_EVOLUTION_STEPS: usize = 40; // steps (each scores up to 24 neig
 pub const PROXY_RANDOM_CHILD: f64 = 0.25; // chance the child is a random neighbour
 pub const PROXY_WARM_UP: usize = 512; // random cells the warmed-up pool is the best 64 of
 
-// --- searching the table (`archsearch cells search`, docs/algorithms.md §7.4) ---
+// --- searching the table (`archsearch cells search`, docs/algorithms.md §7.2) ---
 pub const SEARCH_TRAININGS: f64 = 200.0; // default --budget: this many median full trainings' seconds
 pub const SEARCH_THREADS: usize = 2; // searches run side by side (this machine has 2 cores)
 pub const SEARCH_MAX_QUERIES: usize = 100_000; // queries per search at most, whatever the budget

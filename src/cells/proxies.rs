@@ -31,7 +31,8 @@ use crate::stats::mean_sd;
 /// The flags of `archsearch cells proxies`, as plain settings.
 #[derive(Clone, Debug)]
 pub struct ProxyOptions {
-    pub table: PathBuf,
+    /// None: the bundled table.
+    pub table: Option<PathBuf>,
     pub batch: usize,
     pub seeds: usize,
     pub limit: Option<usize>,
@@ -113,7 +114,7 @@ pub fn command(options: &ProxyOptions) -> Result<i32> {
             options.batch
         );
     }
-    let table = super::run::load_table(Some(&options.table))?;
+    let table = super::run::load_table(options.table.as_deref())?;
     let shape = shape_of(&table);
     let source = crate::data::images::source_for(&table.meta.dataset, None).map_err(|e| {
         crate::error::UsageError::new(format!(
@@ -190,7 +191,7 @@ pub fn command(options: &ProxyOptions) -> Result<i32> {
         scored.iter().map(|s| s.seconds).sum::<f64>() / scored.len().max(1) as f64;
     let summary = serde_json::json!({
         "command": std::env::args().collect::<Vec<_>>().join(" "),
-        "table": options.table.display().to_string(),
+        "table": options.table.as_ref().map_or("bundled (tables/cells-digits.csv.gz)".to_string(), |p| p.display().to_string()),
         "table_meta": table.meta,
         "batch": options.batch,
         "cells_scored": scored.len(),

@@ -227,9 +227,7 @@ pub fn load_table(path: Option<&Path>) -> Result<Table> {
             Table::read(path)
                 .map_err(|e| UsageError::new(format!("--table {}: {e:#}", path.display())).into())
         }
-        None => crate::usage_bail!(
-            "no table: give --table FILE.csv.gz (a table written by `archsearch cells build`)"
-        ),
+        None => Table::bundled(),
     }
 }
 

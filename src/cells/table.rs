@@ -253,6 +253,18 @@ impl Table {
             })
     }
 
+    /// The table archsearch ships, built by `archsearch cells build` on the bundled digits
+    /// (tables/cells-digits.csv.gz and .json, compiled into the binary).
+    pub fn bundled() -> Result<Table> {
+        let meta: TableMeta =
+            serde_json::from_str(BUNDLED_META).context("the bundled table's description")?;
+        let mut text = Vec::new();
+        flate2::read::GzDecoder::new(BUNDLED_ROWS)
+            .read_to_end(&mut text)
+            .context("cannot decompress the bundled table")?;
+        Table::from_rows(meta, read_rows(&text[..])?).context("in the bundled table")
+    }
+
     /// Reads a table: `NAME.csv.gz` with its `NAME.json` beside it, or the real NAS-Bench-201
     /// results in NASLib's layout (`*.pickle` / `*.pkl`, see `Table::from_nb201_pickle`).
     pub fn read(path: &Path) -> Result<Table> {
@@ -378,6 +390,10 @@ impl Table {
     }
 }
 
+/// The shipped table's rows (gzipped CSV) and description.
+const BUNDLED_ROWS: &[u8] = include_bytes!("../../tables/cells-digits.csv.gz");
+const BUNDLED_META: &str = include_str!("../../tables/cells-digits.json");
+
 /// Rows of a table's CSV text.
 pub fn read_rows(text: impl Read) -> Result<Vec<Row>> {
     let mut reader = csv::Reader::from_reader(text);
@@ -460,6 +476,18 @@ mod tests {
         let back = Table::read(&path).unwrap();
         assert_eq!(back.meta, t.meta);
         assert_eq!(back.entries, t.entries);
+    }
+
+    #[test]
+    fn the_bundled_table_covers_the_space_and_is_worth_searching() {
+        let t = Table::bundled().unwrap();
+        assert_eq!(t.entries.len(), crate::cells::config::FUNCTIONAL_CELLS);
+        assert_eq!(t.meta.dataset, "digits");
+        let mut tests: Vec<f64> = t.entries.iter().map(|e| t.mean_test(&e.cell)).collect();
+        tests.sort_by(f64::total_cmp);
+        // the table's promise: the best class at least 5 points above the median one.
+        let median = tests[tests.len() / 2];
+        assert!(t.best().1 - median >= 0.05, "{} vs {median}", t.best().1);
     }
 
     #[test]

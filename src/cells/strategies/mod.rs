@@ -1,6 +1,6 @@
 //! The optimisers of the cell table, each a `crate::strategy::Strategy` (ask/tell), and the
 //! choice among them (`--strategy`): random search, regularised evolution, REINFORCE, SMAC-style
-//! Bayesian optimisation, Hyperband and DEHB (docs/algorithms.md §7.4). The multi-fidelity ones
+//! Bayesian optimisation, Hyperband and DEHB (docs/algorithms.md §7.2). The multi-fidelity ones
 //! (Hyperband, DEHB) set each proposal's budget in epochs, from the table's budgets.
 
 pub mod bo;

@@ -270,7 +270,7 @@ impl Table {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cells::config::UNIQUE_CELLS;
+    use crate::cells::config::FUNCTIONAL_CELLS;
     use serde::Serialize;
 
     fn fixture() -> std::path::PathBuf {
@@ -416,7 +416,7 @@ mod tests {
         let bytes = serde_pickle::to_vec(&data, serde_pickle::SerOptions::new()).unwrap();
         std::fs::write(&path, bytes).unwrap();
         let table = Table::read(&path).unwrap();
-        assert_eq!(table.entries.len(), UNIQUE_CELLS);
+        assert_eq!(table.entries.len(), FUNCTIONAL_CELLS);
         assert_eq!(table.meta.epochs, 3);
         assert_eq!(table.meta.seeds, 1);
         assert_eq!(table.meta.budgets, [1, 2, 3]);

@@ -192,9 +192,14 @@ impl Network {
 
 impl ModuleT for Network {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        // Images arrive as floats (or as doubles when a proxy scores the network in double).
+        let x = match xs.kind() {
+            Kind::Double => xs.shallow_clone(),
+            _ => xs.to_kind(Kind::Float),
+        };
         forward(
             &self.plan,
-            &xs.to_kind(Kind::Float),
+            &x,
             &self.weights,
             &self.running,
             (&self.head_weight, &self.head_bias),
@@ -208,6 +213,38 @@ mod tests {
     use super::*;
     use crate::enas::space::parse_architecture;
     use tch::Device;
+
+    #[test]
+    fn the_training_free_proxies_score_an_enas_network() {
+        // Any network archsearch builds can be scored: here a 3-layer ENAS architecture.
+        let arch = parse_architecture("[[0], [1, 1], [0, 0, 1]]").unwrap();
+        let kinds = [
+            OpKind::Conv {
+                k: 3,
+                filters: 4,
+                stride: 1,
+            },
+            OpKind::Separable {
+                k: 3,
+                filters: 4,
+                stride: 1,
+                multiplier: 1,
+            },
+        ];
+        let plan = Plan::new(&arch, |id| kinds[id], 1, 10);
+        let build = |p: &nn::Path| Network::new(p, &plan);
+        tch::manual_seed(0);
+        let batch = crate::proxies::Batch {
+            x: Tensor::rand([8, 1, 8, 8], (Kind::Float, Device::Cpu)),
+            y: Tensor::from_slice(&[0i64, 1, 2, 3, 4, 5, 6, 7]),
+        };
+        let scores = crate::proxies::score(&build, 3, &batch);
+        for name in ["synflow", "snip", "grad_norm", "naswot", "jacob_cov"] {
+            let s = scores.get(name).unwrap();
+            assert!(s.is_finite() && s != 0.0, "{name}: {s}");
+        }
+        assert_eq!(scores, crate::proxies::score(&build, 3, &batch));
+    }
 
     #[test]
     fn channels_follow_the_concatenation_rule() {

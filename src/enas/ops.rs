@@ -8,6 +8,8 @@
 
 use tch::{Kind, Tensor};
 
+use crate::proxies::relu_codes::relu; // records NASWOT's codes while a proxy scores
+
 use super::config::{
     BN_EPS, BN_MOMENTUM, CHANNELS_MAX, DEPTH_MULTIPLIER_MAX, FILTER_SIZE_MAX, STRIDE_MAX,
 };
@@ -232,29 +234,19 @@ pub fn apply(
     let kernel = |w: &LayerWeights| w.kernel.as_ref().map(Tensor::shallow_clone);
     match kind {
         OpKind::Conv { stride, .. } => {
-            let y = conv_same(&x.relu(), &kernel(w).expect("conv kernel"), stride, 1);
+            let y = conv_same(&relu(x), &kernel(w).expect("conv kernel"), stride, 1);
             batch_norm(&y, w, running, train)
         }
         OpKind::Separable { stride, .. } => {
             let cin = x.size()[1];
-            let y = conv_same(
-                &x.relu(),
-                &kernel(w).expect("depthwise kernel"),
-                stride,
-                cin,
-            );
+            let y = conv_same(&relu(x), &kernel(w).expect("depthwise kernel"), stride, cin);
             let pw = w.pointwise.as_ref().expect("pointwise kernel");
             let y = y.conv2d(pw, None::<Tensor>, [1, 1], [0, 0], [1, 1], 1);
             batch_norm(&y, w, running, train)
         }
         OpKind::Depthwise { stride, .. } => {
             let cin = x.size()[1];
-            let y = conv_same(
-                &x.relu(),
-                &kernel(w).expect("depthwise kernel"),
-                stride,
-                cin,
-            );
+            let y = conv_same(&relu(x), &kernel(w).expect("depthwise kernel"), stride, cin);
             batch_norm(&y, w, running, train)
         }
         OpKind::Pool { max, size, stride } => {
@@ -282,7 +274,7 @@ pub fn apply(
 
 /// Global average pooling then the linear layer.
 pub fn head(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Tensor {
-    x.mean_dim([2i64, 3].as_slice(), false, Kind::Float)
+    x.mean_dim([2i64, 3].as_slice(), false, x.kind()) // in the input's precision (a proxy scores in double)
         .linear(weight, Some(bias))
 }
 

@@ -213,17 +213,7 @@ fn cells_search_refuses_bad_values_before_writing_anything() {
     ];
     for (args, want) in cases {
         let run = search(&[args, &["--out", out]].concat());
-        assert_eq!(
-            run.status.code(),
-            Some(2),
-            "{args:?}: {}",
-            common::stderr(&run)
-        );
-        assert!(
-            common::stderr(&run).contains(want),
-            "{args:?}: {}",
-            common::stderr(&run)
-        );
+        assert_refused(&run, &format!("{args:?}"), want);
         assert!(!std::path::Path::new(out).exists(), "{args:?} wrote --out");
     }
 }
@@ -238,22 +228,16 @@ fn cells(args: &[&str]) -> std::process::Output {
 
 /// The rows of a build's rows.csv without the seconds column, sorted.
 fn build_rows(dir: &std::path::Path) -> Vec<Vec<String>> {
-    let mut reader = csv::Reader::from_path(dir.join("rows.csv")).unwrap();
-    let headers = reader.headers().unwrap().clone();
-    let seconds = headers.iter().position(|h| h == "seconds").unwrap();
-    let mut rows: Vec<Vec<String>> = reader
-        .records()
-        .map(|r| {
-            r.unwrap()
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| *i != seconds)
-                .map(|(_, v)| v.to_string())
-                .collect()
-        })
-        .collect();
+    let mut rows = common::file_without_seconds(&dir.join("rows.csv"));
     rows.sort();
     rows
+}
+
+/// Asserts that `run` was refused with exit code 2 and a message containing `needle`.
+fn assert_refused(run: &std::process::Output, what: &str, needle: &str) {
+    let err = common::stderr(run);
+    assert_eq!(run.status.code(), Some(2), "{what}: {err}");
+    assert!(err.contains(needle), "{what}: {err}");
 }
 
 #[test]
@@ -318,17 +302,7 @@ fn cells_build_and_proxies_refuse_bad_input_before_writing() {
             all.extend(["--out", out.to_str().unwrap()]);
         }
         let run = cells(&all);
-        assert_eq!(
-            run.status.code(),
-            Some(2),
-            "{args:?}: {}",
-            common::stderr(&run)
-        );
-        assert!(
-            common::stderr(&run).contains(needle),
-            "{args:?}: {}",
-            common::stderr(&run)
-        );
+        assert_refused(&run, &format!("{args:?}"), needle);
         assert!(!out.exists(), "{args:?} wrote {}", out.display());
     }
 }

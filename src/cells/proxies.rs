@@ -124,9 +124,8 @@ pub fn command(options: &ProxyOptions) -> Result<i32> {
     })?;
     let dir = crate::outdir::prepare(options.out.as_deref(), options.force, COMMAND)?;
     let started = Instant::now();
-    let batch = batch_of(&source, options.batch)?;
+    let (batch, classes) = batch_of(&source, options.batch)?;
     let image = batch.input_shape();
-    let classes = 10; // the digits, and every bundled-or-read image set, have 10 classes
     let mut cells = representatives();
     if let Some(limit) = options.limit {
         cells.truncate(limit);
@@ -237,8 +236,9 @@ fn shape_of(table: &Table) -> CellNetShape {
         })
 }
 
-/// The first `n` training examples after a seeded shuffle: the one batch every proxy sees.
-fn batch_of(source: &Source, n: usize) -> Result<Batch> {
+/// The first `n` training examples after a seeded shuffle, the one batch every proxy sees,
+/// and the number of classes.
+fn batch_of(source: &Source, n: usize) -> Result<(Batch, i64)> {
     let splits = data::load(source, &crate::config::DataSettings::default())?;
     let Some(image) = splits.image else {
         crate::usage_bail!("cells proxies scores conv networks; the table's dataset has no images");
@@ -255,7 +255,7 @@ fn batch_of(source: &Source, n: usize) -> Result<Batch> {
             image.width as i64,
         ])
         .to_kind(Kind::Float);
-    Ok(Batch { x, y })
+    Ok((Batch { x, y }, splits.train.n_classes as i64))
 }
 
 fn write_csv(path: &Path, rows: &[ScoredCell]) -> Result<()> {

@@ -287,9 +287,7 @@ pub fn figure(path: &Path, names: &[String], curves: &Curves, budget: f64) -> Re
                 ))
                 .map_err(|e| e.to_string())?
                 .label(label.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                });
+                .legend(crate::output::plot::line_legend(color));
         }
         chart
             .configure_series_labels()

@@ -6,7 +6,7 @@
 //! Katib's trial does. Weights are passed in, so the standalone network and the shared supernet
 //! run the very same arithmetic.
 
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 use crate::proxies::relu_codes::relu; // records NASWOT's codes while a proxy scores
 
@@ -281,7 +281,7 @@ pub fn head(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tch::Device;
+    use tch::{Device, Kind};
 
     #[test]
     fn same_padding_is_tensorflows() {

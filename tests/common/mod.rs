@@ -40,7 +40,12 @@ pub fn stderr(o: &Output) -> String {
 
 /// rollouts.csv without the `seconds` column (the only one that may differ between runs).
 pub fn csv_without_seconds(dir: &Path) -> Vec<Vec<String>> {
-    let mut reader = csv::Reader::from_path(dir.join("rollouts.csv")).unwrap();
+    file_without_seconds(&dir.join("rollouts.csv"))
+}
+
+/// The rows of any CSV file with a `seconds` column, that column left out.
+pub fn file_without_seconds(path: &Path) -> Vec<Vec<String>> {
+    let mut reader = csv::Reader::from_path(path).unwrap();
     let seconds = reader
         .headers()
         .unwrap()

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::forest::{Forest, ForestSettings};
-use crate::cells::cell::{Cell, Op};
+use crate::cells::cell::Cell;
 use crate::cells::config::*;
 use crate::cells::space::{propose, proposed_cell, random_cell};
 use crate::strategy::{Proposal, Strategy, Told};
@@ -91,20 +91,6 @@ pub fn one_hot(cell: &Cell) -> Vec<bool> {
     x
 }
 
-/// Every cell one edge away.
-pub fn neighbours(cell: &Cell) -> impl Iterator<Item = Cell> + '_ {
-    (0..EDGES).flat_map(move |e| {
-        Op::ALL
-            .into_iter()
-            .filter(move |&op| op != cell.ops[e])
-            .map(move |op| {
-                let mut n = *cell;
-                n.ops[e] = op;
-                n
-            })
-    })
-}
-
 /// SMAC-style Bayesian optimisation over the cell space.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SmacBo {
@@ -166,7 +152,9 @@ impl SmacBo {
             let mut here = Cell::from_index(start)?;
             let mut value = ei(&here);
             for _ in 0..EDGES * OPS {
-                let step = neighbours(&here)
+                let step = here
+                    .neighbours()
+                    .into_iter()
                     .map(|n| (ei(&n), n))
                     .inspect(|&(v, n)| {
                         if !seen.contains(&n.index()) {
@@ -239,6 +227,7 @@ impl Strategy for SmacBo {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cells::cell::Op;
 
     #[test]
     fn expected_improvement_matches_a_hand_computation() {
@@ -263,7 +252,7 @@ mod tests {
     #[test]
     fn every_cell_has_24_distinct_neighbours_one_edge_away() {
         let cell = Cell::from_index(4321).unwrap();
-        let n: HashSet<usize> = neighbours(&cell).map(|c| c.index()).collect();
+        let n: HashSet<usize> = cell.neighbours().iter().map(|c| c.index()).collect();
         assert_eq!(n.len(), EDGES * (OPS - 1));
         assert!(!n.contains(&cell.index()));
         assert_eq!(one_hot(&cell).iter().filter(|&&b| b).count(), EDGES);

@@ -4,6 +4,9 @@
 //! NAS") score them, `naswot` (Mellor et al. 2021, the hook_logdet score), `jacob_cov` (Mellor
 //! et al.'s first version), and `combined` (min-max normalised naswot and synflow, 0.6 and 0.4).
 //!
+//! Any tch module can be scored: a table cell (`cells::network`), an ENAS architecture
+//! (`enas::network`) and an MLP child through `mlp::ProxyMlp`.
+//!
 //! Every proxy builds its own copy of the network from `(build, seed)`, with libtorch's
 //! generator seeded first: all proxies see the same initial weights, a score never depends on
 //! what was scored before, and no network the caller holds is touched.
@@ -12,6 +15,7 @@ pub mod combined;
 pub mod correlation;
 pub mod gradients;
 pub mod jacob_cov;
+pub mod mlp;
 pub mod naswot;
 pub mod relu_codes;
 pub mod synflow;

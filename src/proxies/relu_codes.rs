@@ -13,12 +13,19 @@ thread_local! {
 
 /// `x.relu()`, recording `x > 0` per sample (flattened, as f64) while `record` runs.
 pub fn relu(x: &Tensor) -> Tensor {
+    code(x);
+    x.relu()
+}
+
+/// Records `x > 0` per sample while `record` runs: the code of an activation's input, for
+/// networks whose activations are not all ReLUs (an MLP child's tanh or sigmoid units count as
+/// on where their input is positive).
+pub fn code(x: &Tensor) {
     CODES.with(|codes| {
         if let Some(codes) = codes.borrow_mut().as_mut() {
             codes.push(x.detach().gt(0.0).flatten(1, -1).to_kind(Kind::Double));
         }
     });
-    x.relu()
 }
 
 /// Runs `f` and returns its value with the codes of every ReLU it passed through, in order.

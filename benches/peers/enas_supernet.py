@@ -7,7 +7,9 @@ convolutions with 32 filters; 3x3 max/avg pooling, stride 1, valid), the same we
 same ops (ReLU, conv with TensorFlow 'same' padding, batch norm with batch statistics), the
 same per-operation head, SGD with Nesterov momentum 0.9, weight decay 1e-4, clipping at 5,
 batch 32, 1258 training images (the digits' 70 % split). Architectures are drawn uniformly
-(archsearch draws them from its LSTM controller, which costs it a little more).
+with skip probability --skip, or, for a like-for-like comparison, replayed in order from an
+`archsearch enas` run's rollouts.csv (--archs): the same architectures its controller drew,
+so both sides do the same arithmetic.
 
 Run:  PYTHONPATH=<a folder with torch 2.11> python3 benches/peers/enas_supernet.py --threads 1
 """
@@ -143,8 +145,17 @@ def forward(net, arch, x):
     return F.linear(outs[-1].mean((2, 3)), weight, hb)
 
 
-def sample(rng):
-    return [[rng.randrange(len(OPS))] + [int(rng.random() < 0.4) for _ in range(i)] for i in range(LAYERS)]
+def sample(rng, skip):
+    return [[rng.randrange(len(OPS))] + [int(rng.random() < skip) for _ in range(i)] for i in range(LAYERS)]
+
+
+def replay(path):
+    """The architectures of an archsearch rollouts.csv, in order, cycled."""
+    import ast
+    import csv
+    archs = [ast.literal_eval(r["architecture"]) for r in csv.DictReader(open(path))]
+    while True:
+        yield from archs
 
 
 def main():
@@ -152,6 +163,8 @@ def main():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--data", default="data/digits.csv.gz")
+    parser.add_argument("--skip", type=float, default=0.4, help="skip probability of uniform draws")
+    parser.add_argument("--archs", help="replay the architectures of an archsearch rollouts.csv")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -160,6 +173,7 @@ def main():
     perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
     x, y = x[perm][:1258], y[perm][:1258]
     net = Supernet(1)
+    replayed = replay(args.archs) if args.archs else None
     opt = torch.optim.SGD(net.params, lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-4)
     steps = args.epochs * (len(y) // 32)
     step = 0
@@ -171,7 +185,7 @@ def main():
             idx = order[s * 32:(s + 1) * 32]
             for g in opt.param_groups:
                 g["lr"] = 0.0005 + 0.5 * (0.05 - 0.0005) * (1 + math.cos(math.pi * step / steps))
-            arch = sample(rng)
+            arch = next(replayed) if replayed else sample(rng, args.skip)
             loss = F.cross_entropy(forward(net, arch, x[idx]), y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -229,6 +229,10 @@ pub struct CellsProxiesArgs {
     /// Replace a previous run folder of archsearch's at --out
     #[arg(long)]
     pub force: bool,
+    /// Finish a stopped or killed run in DIR with its own settings (the scores already there
+    /// are kept)
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["out", "force", "table", "limit"])]
+    pub resume: Option<PathBuf>,
     /// No progress on stderr
     #[arg(long)]
     pub quiet: bool,
@@ -388,6 +392,7 @@ fn cells(command: &CellsCommand) -> anyhow::Result<i32> {
                 limit: args.limit.map(|l| l as usize),
                 out: args.out.clone(),
                 force: args.force,
+                resume: args.resume.clone(),
                 quiet: args.quiet,
             })
         }

@@ -36,7 +36,7 @@ pub const DEEPCAVE_FILES: [&str; 5] = [
     "history.jsonl",
 ];
 
-pub const RUN_FILES: [&str; 27] = [
+pub const RUN_FILES: [&str; 29] = [
     "rollouts.csv",
     "alphas.csv",
     "genotype.txt",
@@ -64,6 +64,8 @@ pub const RUN_FILES: [&str; 27] = [
     "table.png",    // cells build: the spread of the cells' accuracy
     "proxies.csv",  // cells proxies: every class's scores
     "proxies.png",  // cells proxies: score rank against accuracy, per proxy
+    "scores.csv",   // cells proxies: the raw scores as each class is scored, for --resume
+    "proxies.json", // cells proxies: the settings, for --resume
 ];
 
 /// Set by SIGINT or SIGTERM (or by `request`); long loops look at it once per step and stop.

@@ -363,4 +363,32 @@ fn cells_proxies_scores_rank_and_searches_on_a_toy_table() {
     }
     let csv = std::fs::read_to_string(out.join("proxies.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + 24);
+
+    // Killed after some classes, then resumed: the same scores as the run in one go.
+    let killed = tmp.path().join("killed");
+    let mut child = common::bin()
+        .args(["cells", "proxies", "--table", table.to_str().unwrap()])
+        .args(["--limit", "24", "--seeds", "3", "--batch", "16", "--out"])
+        .arg(&killed)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = common::stderr_lines(&mut child);
+    common::wait_for(&lines, "/24 cells");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !killed.join("proxies.csv").exists(),
+        "the kill came after the end"
+    );
+    let resumed = cells(&["proxies", "--resume", killed.to_str().unwrap(), "--quiet"]);
+    assert!(resumed.status.success(), "{}", common::stderr(&resumed));
+    assert_eq!(
+        common::file_without_seconds(&killed.join("proxies.csv")),
+        common::file_without_seconds(&out.join("proxies.csv"))
+    );
+    // Resuming a folder that holds no proxies run is refused.
+    let refused = cells(&["proxies", "--resume", tmp.path().to_str().unwrap()]);
+    assert_refused(&refused, "resume of a non-run", "no proxies.json");
 }

@@ -38,11 +38,39 @@ pub struct ProxyOptions {
     pub limit: Option<usize>,
     pub out: Option<PathBuf>,
     pub force: bool,
+    /// Finish the run in this folder (its settings come from its proxies.json).
+    pub resume: Option<PathBuf>,
     pub quiet: bool,
 }
 
 /// The command name the run marker records.
 pub const COMMAND: &str = "cells proxies";
+
+/// The settings a run keeps beside its scores, so `--resume` goes on with the same ones.
+pub const STATE_FILE: &str = "proxies.json";
+/// Every scored class's raw scores, a row appended and flushed as each is scored.
+pub const SCORES_FILE: &str = "scores.csv";
+
+/// What `--resume` needs to score the rest exactly as the first run would have.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct State {
+    table: Option<PathBuf>,
+    batch: usize,
+    seeds: usize,
+    limit: Option<usize>,
+}
+
+/// One class's proxies as scored, before `combined` (which needs every class).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct RawRow {
+    cell: String,
+    synflow: f64,
+    snip: f64,
+    grad_norm: f64,
+    naswot: f64,
+    jacob_cov: f64,
+    seconds: f64,
+}
 
 /// One class's scores, as proxies.csv holds them.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -108,13 +136,22 @@ pub struct SearchResult {
 /// Runs the command; returns the exit code.
 pub fn command(options: &ProxyOptions) -> Result<i32> {
     let stop = crate::outdir::Stop::on_signals()?;
-    if options.batch < 2 {
+    let state = match &options.resume {
+        Some(dir) => read_state(dir)?,
+        None => State {
+            table: options.table.clone(),
+            batch: options.batch,
+            seeds: options.seeds,
+            limit: options.limit,
+        },
+    };
+    if state.batch < 2 {
         crate::usage_bail!(
             "--batch {} is too small: the correlation proxies need at least 2 examples",
-            options.batch
+            state.batch
         );
     }
-    let table = super::run::load_table(options.table.as_deref())?;
+    let table = super::run::load_table(state.table.as_deref())?;
     let shape = shape_of(&table);
     let source = crate::data::images::source_for(&table.meta.dataset, None).map_err(|e| {
         crate::error::UsageError::new(format!(
@@ -122,30 +159,87 @@ pub fn command(options: &ProxyOptions) -> Result<i32> {
             table.meta.dataset
         ))
     })?;
-    let dir = crate::outdir::prepare(options.out.as_deref(), options.force, COMMAND)?;
+    let dir = match &options.resume {
+        Some(dir) => {
+            crate::outdir::ensure_marker(dir, COMMAND)?;
+            dir.clone()
+        }
+        None => {
+            let dir = crate::outdir::prepare(options.out.as_deref(), options.force, COMMAND)?;
+            crate::outdir::write_json_atomically(
+                &dir.join(STATE_FILE),
+                &serde_json::to_value(&state)?,
+            )?;
+            dir
+        }
+    };
     let started = Instant::now();
-    let (batch, classes) = batch_of(&source, options.batch)?;
+    let (batch, classes) = batch_of(&source, state.batch)?;
     let image = batch.input_shape();
     let mut cells = representatives();
-    if let Some(limit) = options.limit {
+    if let Some(limit) = state.limit {
         cells.truncate(limit);
     }
     let csv_path = dir.join("proxies.csv");
-    let mut progress =
-        crate::output::progress::Progress::counting(cells.len(), 0, options.quiet, "cells");
-    let mut raw: Vec<(Cell, Scores, f64)> = Vec::with_capacity(cells.len());
+    // Scores already on disk (a resumed run) are kept; each class is scored from its own seed,
+    // so the rest come out as they would have in one go.
+    let scores_path = dir.join(SCORES_FILE);
+    let done = read_raw(&scores_path)?;
+    rewrite_raw(&scores_path, &done)?;
+    let mut by_cell: HashMap<String, RawRow> =
+        done.into_iter().map(|r| (r.cell.clone(), r)).collect();
+    let mut scores_file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&scores_path)
+        .with_context(|| format!("cannot open {}", scores_path.display()))?;
+    let mut progress = crate::output::progress::Progress::counting(
+        cells.len(),
+        by_cell.len().min(cells.len()),
+        options.quiet,
+        "cells",
+    );
     for (i, cell) in cells.iter().enumerate() {
         if stop.requested() {
             break;
         }
+        let name = cell.to_string();
+        if by_cell.contains_key(&name) {
+            continue;
+        }
         let seed = training_seed(BUILD_SEED, cell, 0);
         let build = |p: &nn::Path| CellNet::new(p, cell, shape, image[0], classes);
         let t = Instant::now();
-        let scores = score(&build, seed, &batch);
-        raw.push((*cell, scores, t.elapsed().as_secs_f64()));
+        let s = score(&build, seed, &batch);
+        let row = RawRow {
+            cell: name.clone(),
+            synflow: s.synflow,
+            snip: s.snip,
+            grad_norm: s.grad_norm,
+            naswot: s.naswot,
+            jacob_cov: s.jacob_cov,
+            seconds: t.elapsed().as_secs_f64(),
+        };
+        append_raw(&mut scores_file, &row)?;
+        by_cell.insert(name, row);
         progress.update(i + 1, "");
     }
     progress.finish();
+    // In the table's order: every class scored so far.
+    let raw: Vec<(Cell, Scores, f64)> = cells
+        .iter()
+        .filter_map(|cell| {
+            by_cell.get(&cell.to_string()).map(|r| {
+                let scores = Scores {
+                    synflow: r.synflow,
+                    snip: r.snip,
+                    grad_norm: r.grad_norm,
+                    naswot: r.naswot,
+                    jacob_cov: r.jacob_cov,
+                };
+                (*cell, scores, r.seconds)
+            })
+        })
+        .collect();
     let combined = combined(
         &raw.iter().map(|r| r.1.naswot).collect::<Vec<_>>(),
         &raw.iter().map(|r| r.1.synflow).collect::<Vec<_>>(),
@@ -173,9 +267,11 @@ pub fn command(options: &ProxyOptions) -> Result<i32> {
     write_csv(&csv_path, &scored)?;
     if stop.requested() {
         println!(
-            "stopped after {} cells; their scores are in {}",
+            "stopped after {} of {} cells; their scores are in {}; finish with `archsearch cells proxies --resume {}`",
             scored.len(),
-            csv_path.display()
+            cells.len(),
+            csv_path.display(),
+            dir.display()
         );
         return Ok(130);
     }
@@ -184,15 +280,15 @@ pub fn command(options: &ProxyOptions) -> Result<i32> {
     names.push(shortest.clone());
     let correlations: Vec<Correlation> = names.iter().map(|p| correlation(&scored, p)).collect();
     super::proxy_plot::scatter(&scored, &correlations, &dir.join("proxies.png"))?;
-    let searches = proxy_searches(&scored, &table, options.seeds, &names)?;
+    let searches = proxy_searches(&scored, &table, state.seeds, &names)?;
     let (best_cell, best_test) = table.best();
     let seconds_per_cell =
         scored.iter().map(|s| s.seconds).sum::<f64>() / scored.len().max(1) as f64;
     let summary = serde_json::json!({
         "command": std::env::args().collect::<Vec<_>>().join(" "),
-        "table": options.table.as_ref().map_or("bundled (tables/cells-digits.csv.gz)".to_string(), |p| p.display().to_string()),
+        "table": state.table.as_ref().map_or("bundled (tables/cells-digits.csv.gz)".to_string(), |p| p.display().to_string()),
         "table_meta": table.meta,
-        "batch": options.batch,
+        "batch": state.batch,
         "cells_scored": scored.len(),
         "seconds_scoring_all": scored.iter().map(|s| s.seconds).sum::<f64>(),
         "seconds_per_cell": seconds_per_cell,
@@ -221,6 +317,68 @@ pub fn command(options: &ProxyOptions) -> Result<i32> {
     );
     println!("wrote {}", dir.display());
     Ok(0)
+}
+
+/// The settings of the run in `dir`, for `--resume`.
+fn read_state(dir: &Path) -> Result<State> {
+    crate::outdir::check_resume_command(dir, COMMAND)?;
+    let path = dir.join(STATE_FILE);
+    if !path.is_file() {
+        crate::usage_bail!(
+            "{} holds no cells proxies run to resume (no {STATE_FILE}); start one with `archsearch cells proxies --out DIR`",
+            dir.display()
+        );
+    }
+    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is not the state of a cells proxies run", path.display()))
+}
+
+/// The rows of scores.csv (none when it does not exist); a row torn by a kill is dropped.
+fn read_raw(path: &Path) -> Result<Vec<RawRow>> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let mut reader =
+        csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(reader.deserialize().map_while(|r| r.ok()).collect())
+}
+
+/// Writes scores.csv anew with `rows` (a header and the complete rows; a torn one is gone).
+fn rewrite_raw(path: &Path, rows: &[RawRow]) -> Result<()> {
+    let mut csv = csv::Writer::from_writer(Vec::new());
+    if rows.is_empty() {
+        csv.write_record([
+            "cell",
+            "synflow",
+            "snip",
+            "grad_norm",
+            "naswot",
+            "jacob_cov",
+            "seconds",
+        ])?;
+    }
+    for row in rows {
+        csv.serialize(row)?;
+    }
+    let bytes = csv.into_inner().context("cannot format scores.csv")?;
+    crate::outdir::write_atomically(path, &bytes)
+}
+
+/// Appends one class's scores and flushes them to disk.
+fn append_raw(file: &mut std::fs::File, row: &RawRow) -> Result<()> {
+    use std::io::Write;
+    let mut csv = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::new());
+    csv.serialize(row)?;
+    let bytes = csv
+        .into_inner()
+        .context("cannot format a row of scores.csv")?;
+    file.write_all(&bytes)
+        .context("cannot append to scores.csv")?;
+    file.sync_data().context("cannot flush scores.csv")?;
+    Ok(())
 }
 
 /// The skeleton the table was built with (its protocol's `shape`), else the defaults.

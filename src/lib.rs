@@ -9,6 +9,7 @@ pub mod choice_list;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod cpu_time;
 #[cfg(feature = "darts")]
 pub mod darts;
 pub mod data;

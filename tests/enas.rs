@@ -296,6 +296,7 @@ fn a_search_killed_and_resumed_is_the_same_search() {
         "final_seconds",
         "wall_seconds",
         "shared_seconds_per_epoch",
+        "shared_cpu_seconds_per_epoch",
     ];
     assert_eq!(
         without(&common::summary(&whole), &times),

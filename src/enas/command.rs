@@ -318,6 +318,7 @@ pub fn run(options: &EnasOptions) -> Result<i32> {
         "shared_steps": search.shared_steps,
         "shared_epoch_losses": search.epoch_losses,
         "shared_seconds_per_epoch": search.shared_seconds,
+        "shared_cpu_seconds_per_epoch": search.shared_cpu_seconds,
         "best": {
             "architecture": arch,
             "katib_architecture": arch_json,

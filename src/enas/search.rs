@@ -92,6 +92,9 @@ pub struct Checkpoint {
     /// Seconds of the shared-weight phase of every finished epoch.
     #[serde(default)]
     pub shared_seconds: Vec<f64>,
+    /// CPU seconds of the search thread in that phase (steady on a loaded machine).
+    #[serde(default)]
+    pub shared_cpu_seconds: Vec<f64>,
     pub seconds: f64,
     /// Which tensor file holds this state: checkpoint-a.ot or checkpoint-b.ot.
     pub slot: String,
@@ -115,6 +118,7 @@ pub struct Search {
     pub rows: Vec<Row>,
     pub epoch_losses: Vec<f64>,
     pub shared_seconds: Vec<f64>,
+    pub shared_cpu_seconds: Vec<f64>,
     pub epochs_done: usize,
     pub shared_steps: usize,
     pub seconds: f64,
@@ -174,6 +178,7 @@ impl Search {
             rows: Vec::new(),
             epoch_losses: Vec::new(),
             shared_seconds: Vec::new(),
+            shared_cpu_seconds: Vec::new(),
             epochs_done: 0,
             shared_steps: 0,
             seconds: 0.0,
@@ -273,6 +278,7 @@ impl Search {
             // Phase 1: the shared weights, one pass, an architecture per mini-batch.
             let (mut loss_sum, mut seen) = (0.0, 0usize);
             let shared_started = Instant::now();
+            let shared_cpu_started = crate::cpu_time::thread_seconds();
             if self.sharing {
                 let n = self.data.train.len();
                 let order = permutation(n, &mut self.rng, self.data.device);
@@ -303,6 +309,7 @@ impl Search {
                 }
             }
             let shared_seconds = shared_started.elapsed().as_secs_f64();
+            let shared_cpu_seconds = crate::cpu_time::thread_seconds() - shared_cpu_started;
             let epoch_loss = if seen > 0 {
                 loss_sum / seen as f64
             } else {
@@ -350,6 +357,7 @@ impl Search {
             self.rows.extend(new_rows);
             self.epoch_losses.push(epoch_loss);
             self.shared_seconds.push(shared_seconds);
+            self.shared_cpu_seconds.push(shared_cpu_seconds);
             self.epochs_done += 1;
             self.seconds += started.elapsed().as_secs_f64();
             self.save(out)?;
@@ -411,6 +419,7 @@ impl Search {
             rows: self.rows.clone(),
             epoch_losses: self.epoch_losses.clone(),
             shared_seconds: self.shared_seconds.clone(),
+            shared_cpu_seconds: self.shared_cpu_seconds.clone(),
             seconds: self.seconds,
             slot: slot.to_string(),
         };
@@ -457,6 +466,7 @@ impl Search {
         self.rows = c.rows;
         self.epoch_losses = c.epoch_losses;
         self.shared_seconds = c.shared_seconds;
+        self.shared_cpu_seconds = c.shared_cpu_seconds;
         self.epochs_done = c.epochs_done;
         self.shared_steps = c.shared_steps;
         self.seconds = c.seconds;

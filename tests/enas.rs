@@ -59,6 +59,37 @@ fn a_short_search_writes_every_file() {
         .records()
         .count();
     assert_eq!(rows, 3 * 5, "one row per controller sample");
+    // The DeepCAVE folder: a trial per sample, each configuration a point of its space.
+    let dc = out.join("deepcave").join("enas-seed0");
+    let history = std::fs::read_to_string(dc.join("history.jsonl")).unwrap();
+    assert_eq!(history.lines().count(), 3 * 5);
+    let space: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dc.join("configspace.json")).unwrap())
+            .unwrap();
+    let choices: std::collections::HashMap<String, Vec<String>> = space["hyperparameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            let c = h["choices"].as_array().unwrap();
+            let c = c.iter().map(|v| v.as_str().unwrap().to_string()).collect();
+            (h["name"].as_str().unwrap().to_string(), c)
+        })
+        .collect();
+    // 6 layers: an operation each and 0 + 1 + ... + 5 skip flags.
+    assert_eq!(choices.len(), 6 + 15);
+    let configs: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dc.join("configs.json")).unwrap()).unwrap();
+    for (_, config) in configs.as_object().unwrap() {
+        let config = config.as_object().unwrap();
+        assert_eq!(config.len(), choices.len());
+        for (name, value) in config {
+            assert!(
+                choices[name].contains(&value.as_str().unwrap().to_string()),
+                "{name}"
+            );
+        }
+    }
     let s = common::summary(&out);
     assert_eq!(s["parameter_sharing"], true);
     assert_eq!(s["best"]["test_accuracies"].as_array().unwrap().len(), 2);

@@ -277,8 +277,15 @@ pub fn run(options: &EnasOptions) -> Result<i32> {
     }
     let search_seconds = search.seconds;
     let final_started = Instant::now();
-    let (arch, dev_accuracy, candidates) = search.choose();
     let seed = search.inputs["seed"].as_u64().unwrap_or(options.seed);
+    super::deepcave::write_deepcave(
+        &out.join(outdir::DEEPCAVE_DIR),
+        &search.space,
+        &search.rows,
+        seed,
+        search.sharing,
+    )?;
+    let (arch, dev_accuracy, candidates) = search.choose();
     let seeds: Vec<u64> = (0..search.settings.retrain_seeds)
         .map(|i| retrain_seed(seed, i))
         .collect();

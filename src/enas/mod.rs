@@ -2,11 +2,12 @@
 //! Search via Parameter Sharing") in Kubeflow Katib's formats: the space as Katib declares it
 //! (`space`, `katib`), Katib's trial operations and network (`ops`, `network`), the shared
 //! supernet (`supernet`), the LSTM controller (`controller`), the alternating search
-//! (`search`) and the commands (`command`). Behind the cargo feature `enas`.
+//! (`search`), the commands (`command`) and the DeepCAVE run folder (`deepcave`). Behind the cargo feature `enas`.
 
 pub mod command;
 pub mod config;
 pub mod controller;
+pub mod deepcave;
 pub mod katib;
 pub mod network;
 pub mod ops;

@@ -57,6 +57,10 @@ pub struct Row {
     pub entropy: f64,
     pub skip_rate: f64,
     pub loss: f64,
+    /// Seconds of the search when the sample was scored (kept in the checkpoint for the
+    /// DeepCAVE folder; not a rollouts.csv column).
+    #[serde(default)]
+    pub seconds: f64,
 }
 
 impl Row {
@@ -350,6 +354,7 @@ impl Search {
                     entropy: update.entropy,
                     skip_rate: update.skip_rate,
                     loss: update.loss,
+                    seconds: self.seconds + started.elapsed().as_secs_f64(),
                 });
             }
             csv.append(&new_rows.iter().map(Row::fields).collect::<Vec<_>>())?;

@@ -29,6 +29,8 @@ pub struct Controller {
     adam_m: Vec<f32>,
     adam_v: Vec<f32>,
     adam_step: i32,
+    /// Adam's next moments and weights, before they are known to be finite.
+    scratch: [Vec<f32>; 3],
 }
 
 /// One REINFORCE update's figures.
@@ -117,6 +119,7 @@ impl Controller {
             adam_v: vec![0.0; n],
             adam_step: 0,
             params,
+            scratch: Default::default(),
         }
     }
 
@@ -492,26 +495,28 @@ impl Controller {
         let eps = (ADAM_EPS * bc2.sqrt()) as f32;
         let scale = (-lr * bc2.sqrt() / bc1) as f32;
         let n = self.params.len();
-        let (mut m, mut v, mut p) = (
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-        );
+        let [m, v, p] = &mut self.scratch;
+        for buf in [&mut *m, &mut *v, &mut *p] {
+            buf.resize(n, 0.0);
+        }
+        // Branch-free, so the compiler vectorises it; the check comes after.
+        let mut finite = true;
         for i in 0..n {
             let g = grads[i];
             let mi = self.adam_m[i] + w1 * (g - self.adam_m[i]);
             let vi = self.adam_v[i] + w2 * (g * g - self.adam_v[i]);
             let pi = self.params[i] + (mi * scale) / (vi.sqrt() + eps);
-            if !(mi.is_finite() && vi.is_finite() && pi.is_finite()) {
-                return false;
-            }
-            m.push(mi);
-            v.push(vi);
-            p.push(pi);
+            m[i] = mi;
+            v[i] = vi;
+            p[i] = pi;
+            finite &= (mi - mi == 0.0) & (vi - vi == 0.0) & (pi - pi == 0.0);
         }
-        self.adam_m = m;
-        self.adam_v = v;
-        self.params = p;
+        if !finite {
+            return false;
+        }
+        std::mem::swap(&mut self.adam_m, m);
+        std::mem::swap(&mut self.adam_v, v);
+        std::mem::swap(&mut self.params, p);
         self.adam_step = step;
         true
     }

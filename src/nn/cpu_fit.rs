@@ -5,8 +5,9 @@
 //! permutation per epoch with a last batch of one dropped, optional early stopping, and the
 //! weights of the best dev epoch kept; the same random streams, so a seed trains the same net
 //! up to float rounding (a test compares the two). Dropout, gradient clipping and SGD stay on
-//! libtorch (its dropout draws from libtorch's own generator; with clipping, some trainings
-//! drifted apart from libtorch's by more than rounding, not understood yet).
+//! libtorch: its dropout draws from libtorch's own generator, and with clipping at 0.5 two of
+//! 30 heavily clipped trainings amplified the paths' rounding differences step by step (1e-8
+//! to 1e-2 relative in the loss over ten epochs), beyond the 1e-5 the two paths are held to.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;

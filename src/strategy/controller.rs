@@ -255,9 +255,7 @@ impl Controller {
                 let seq = &mut sequences[i];
                 let active = seq.is_empty() || !space.is_complete(seq);
                 if !active {
-                    // Finished sequences are carried along in the batch without draws; nothing
-                    // they compute is used.
-                    continue;
+                    continue; // a finished sequence draws nothing more
                 }
                 self.step(self.input(previous[i]), &hs[i], &mut cache);
                 std::mem::swap(&mut hs[i], &mut cache.h);

@@ -259,7 +259,7 @@ impl CpuChild {
 
     /// Sizes the workspace for training steps of `batch` points and evaluation passes of up to
     /// `CPU_KERNEL_EVAL_POINTS` (allocates only when a size grows).
-    fn reserve(&mut self, batch: usize, largest_split: usize) {
+    pub(super) fn reserve(&mut self, batch: usize, largest_split: usize) {
         let train_rows = padded(batch.max(1));
         let eval_rows = padded(largest_split.clamp(1, CPU_KERNEL_EVAL_POINTS)).max(train_rows);
         if train_rows <= self.ws.train_rows && eval_rows <= self.ws.eval_rows {
@@ -303,7 +303,7 @@ impl CpuChild {
     /// Copies the points `indices` of `split` into the input buffer (`[n_in, s]`, the padding
     /// points zero) and the label buffer; returns `s`.
     #[inline(always)]
-    fn load_rows(
+    pub(super) fn load_rows(
         &mut self,
         split: &HostSplit,
         indices: impl ExactSizeIterator<Item = usize>,
@@ -380,7 +380,12 @@ impl CpuChild {
     /// Fills `grads` with the gradient of the mean cross-entropy on the loaded batch of `rows`
     /// points (`s` padded), forward pass included.
     #[inline(always)]
-    fn backward(&mut self, rows: usize, s: usize, dropout: Option<(f64, &mut impl rand::Rng)>) {
+    pub(super) fn backward(
+        &mut self,
+        rows: usize,
+        s: usize,
+        dropout: Option<(f64, &mut impl rand::Rng)>,
+    ) {
         let with_dropout = dropout.is_some();
         self.forward(rows, s, dropout);
         let classes = self.spec.n_out;
@@ -473,7 +478,7 @@ impl CpuChild {
     /// Mean cross-entropy (if `with_loss`, else 0) and fraction classified correctly on a whole
     /// split, `eval_rows` points at a time. The loss is NaN or infinite when a logit is.
     #[inline(always)]
-    fn evaluate(&mut self, split: &HostSplit, with_loss: bool) -> (f64, f64) {
+    pub(super) fn evaluate(&mut self, split: &HostSplit, with_loss: bool) -> (f64, f64) {
         let classes = self.spec.n_out;
         let (mut loss, mut correct) = (0.0f64, 0usize);
         let mut start = 0;
@@ -513,6 +518,66 @@ impl CpuChild {
         (loss / n, correct as f64 / n)
     }
 
+    /// After `backward` on `rows` loaded points: the sum of their cross-entropies (f64, as
+    /// `evaluate` adds them) and how many the logits classify correctly.
+    #[inline(always)]
+    pub(super) fn batch_figures(&mut self, rows: usize, s: usize) -> (f64, usize) {
+        let classes = self.spec.n_out;
+        let ws = &mut self.ws;
+        let logits = &ws.values[self.ops.len()][..classes * s];
+        argmax_columns(logits, classes, s, &mut ws.row_max[..s], &mut ws.best[..s]);
+        let correct = ws.best[..rows]
+            .iter()
+            .zip(&ws.labels[..rows])
+            .filter(|(b, l)| b == l)
+            .count();
+        let e = &mut ws.grad_next[..classes * s];
+        softmax_numerators(logits, classes, s, &mut ws.row_max[..s], e);
+        column_sums_into(e, classes, s, &mut ws.row_sum[..s]);
+        let mut loss = 0.0f64;
+        for r in 0..rows {
+            let label = ws.labels[r] as usize;
+            loss +=
+                ws.row_max[r] as f64 - logits[label * s + r] as f64 + (ws.row_sum[r] as f64).ln();
+        }
+        (loss, correct)
+    }
+
+    /// Replaces the weights (same length), keeping Adam's state.
+    pub(super) fn set_params(&mut self, params: &[f32]) {
+        self.params.copy_from_slice(params);
+        self.transpose_weights();
+    }
+
+    /// Adam as libtorch's C++ `torch::optim::Adam` (what tch's `nn::Adam` runs) computes it, with
+    /// its L2 penalty `weight_decay` added to the gradient: `m = b1 m + (1 - b1) g`,
+    /// `v = b2 v + (1 - b2) g g`, `p += (-lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps)`, element by
+    /// element in f32.
+    #[inline(always)]
+    pub(super) fn adam_torch(&mut self, lr: f64, weight_decay: f64) {
+        let (b1, b2) = ADAM_BETAS;
+        self.adam_step += 1;
+        let bc1 = 1.0 - b1.powi(self.adam_step);
+        let bc2 = 1.0 - b2.powi(self.adam_step);
+        let (b1f, b2f, w1, w2) = (b1 as f32, b2 as f32, (1.0 - b1) as f32, (1.0 - b2) as f32);
+        let (root_bc2, eps) = (bc2.sqrt() as f32, ADAM_EPS as f32);
+        let step = (-lr / bc1) as f32;
+        let wd = weight_decay as f32;
+        for (((p, &g), m), v) in self
+            .params
+            .iter_mut()
+            .zip(&self.grads)
+            .zip(self.adam_m.iter_mut())
+            .zip(self.adam_v.iter_mut())
+        {
+            let g = if weight_decay != 0.0 { g + wd * *p } else { g };
+            *m = *m * b1f + w1 * g;
+            *v = *v * b2f + w2 * g * g;
+            *p += step * *m / (v.sqrt() / root_bc2 + eps);
+        }
+        self.transpose_weights();
+    }
+
     /// Fraction of `split`'s points classified correctly.
     pub fn accuracy(&mut self, split: &HostSplit) -> f64 {
         evaluate_best(self, split, false).1
@@ -528,7 +593,7 @@ impl CpuChild {
 /// AVX2. The loops never fuse a multiply and an add and never reorder a sum, so both copies give
 /// bit-for-bit the same numbers; only the speed differs (a test checks this).
 #[inline(always)]
-fn use_avx2() -> bool {
+pub(super) fn use_avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         crate::config::CPU_KERNEL_AVX2 && std::arch::is_x86_feature_detected!("avx2")

@@ -11,10 +11,13 @@ use rand::SeedableRng;
 use rand_pcg::Pcg64;
 use tch::nn;
 
+use super::cpu_fit;
+use super::cpu_mlp::{CpuChild, HostData};
 use super::mlp_net::MlpNet;
 use super::tensors::{Part, TrainData};
 use super::train::{train_new, Ending, FitOutcome};
 use crate::config::{ChildSettings, FinalSettings, TrainerSettings};
+use crate::error::UsageError;
 use crate::nn::child::{Child, TensorData, TensorSplit};
 use crate::nn::mlp::MlpSpec;
 use crate::selection::Trained;
@@ -26,6 +29,9 @@ pub struct FinalJob {
     /// Dropout after every activation (a choice-list configuration may ask for it).
     pub dropout: f64,
     pub trainer: TrainerSettings,
+    /// On a CPU, train with `cpu_fit.rs` (Adam, no dropout) instead of libtorch
+    /// (`child.cpu_kernel`).
+    pub cpu_kernel: bool,
 }
 
 impl FinalJob {
@@ -35,6 +41,7 @@ impl FinalJob {
             spec,
             dropout: 0.0,
             trainer: settings.trainer(settings.lr, settings.batch_size),
+            cpu_kernel: crate::config::CPU_KERNEL,
         }
     }
 
@@ -46,6 +53,7 @@ impl FinalJob {
             spec,
             dropout: child.dropout,
             trainer: settings.trainer(child.lr, child.batch_size),
+            cpu_kernel: child.cpu_kernel,
         }
     }
 }
@@ -96,6 +104,20 @@ pub fn train_once(
     train_new(build, data, &job.trainer, seed, stop)
 }
 
+/// `train_once` on `cpu_fit.rs`'s loops, from the same draws (for an Adam job without dropout
+/// on a CPU: `cpu_fit::applies`).
+pub fn train_once_cpu(
+    job: &FinalJob,
+    data: &HostData,
+    seed: u64,
+    stop: &AtomicBool,
+) -> (CpuChild, FitOutcome) {
+    let init_seed = crate::seeds::splitmix64(seed ^ INIT_STREAM);
+    let mut child = CpuChild::new(&job.spec, &mut Pcg64::seed_from_u64(init_seed));
+    let outcome = cpu_fit::fit(&mut child, data, &job.trainer, seed, stop);
+    (child, outcome)
+}
+
 /// Keeps the initial weights' generator apart from the batch order's, which uses `seed` itself.
 const INIT_STREAM: u64 = 0x1417_1417_1417_1417;
 
@@ -123,12 +145,28 @@ pub fn train_seeds(
         },
         interrupted: false,
     };
+    let kernel = job.cpu_kernel && cpu_fit::applies(&job.trainer, job.dropout, data.device);
+    if kernel {
+        job.trainer.validate().map_err(UsageError::new)?;
+    }
+    let host = kernel.then(|| cpu_fit::host_data(data));
     for &seed in seeds {
         if stop.load(Ordering::Relaxed) {
             out.interrupted = true;
             break;
         }
-        let (_vs, net, outcome) = train_once(job, data, seed, stop)?;
+        let (child, outcome) = match &host {
+            Some(host) => {
+                // Leaves libtorch's generator as the libtorch path (`train_new`) leaves it.
+                tch::manual_seed(seed as i64);
+                let (child, outcome) = train_once_cpu(job, host, seed, stop);
+                (child.to_child(data.device), outcome)
+            }
+            None => {
+                let (_vs, net, outcome) = train_once(job, data, seed, stop)?;
+                (net.to_child(), outcome)
+            }
+        };
         if outcome.ending == Ending::Interrupted {
             out.interrupted = true;
             break;
@@ -140,7 +178,7 @@ pub fn train_seeds(
         };
         out.dev_accuracies.push(dev);
         out.dev_losses.push(loss);
-        out.payload.children.push(net.to_child());
+        out.payload.children.push(child);
         out.payload.outcomes.push(outcome);
     }
     Ok(out)

@@ -2,23 +2,35 @@
 //! a GRU cell and a linear head over a space's options, sampling one decision at a time and
 //! trained by REINFORCE with an entropy bonus. It never names a search space: it only sees the
 //! number of options and when a sequence is complete.
+//!
+//! Plain Rust on the CPU (issue 15): the GRU cell is PyTorch's `nn.GRUCell` (gates r, z, n in
+//! that order, `h' = (h - n) z + n`), the backward pass through time is written out by hand,
+//! and Adam is `nn/adam.rs`'s (PyTorch's formulas, with bias correction), all over plain
+//! `Vec<f32>`. Its initialisation and random draws are those of the libtorch controller it
+//! replaced, which the tests keep (`controller_tch.rs`) as the oracle of its probabilities,
+//! loss and gradient. The controller is tiny: it runs on the CPU whatever the children's device.
 
 use rand::RngExt;
-use tch::{Device, Kind, Tensor};
 
 pub use super::baseline::Baseline;
-use crate::nn::adam::Adam;
+use crate::config::{ADAM_BETAS, ADAM_EPS};
 use crate::space::SearchSpace;
 
-/// A GRU-cell policy over `vocabulary` options, its weights in one flat tensor with Adam state.
+/// A GRU-cell policy over `vocabulary` options, its weights in one flat vector with Adam state.
+/// The layout (PyTorch's): GRU weights `w_ih [3h, v]`, `w_hh [3h, h]`, biases `b_ih [3h]`,
+/// `b_hh [3h]`, then the head's `w [v, h]` and `b [v]`.
+#[derive(Clone, Debug)]
 pub struct Controller {
     pub vocabulary: usize,
     pub hidden: usize,
     /// Feed the previous decision back as a one-hot input; false feeds zeros (the reference).
     pub feed_previous: bool,
-    params: Tensor,
-    adam: Adam,
-    device: Device,
+    params: Vec<f32>,
+    adam_m: Vec<f32>,
+    adam_v: Vec<f32>,
+    adam_step: i32,
+    /// Adam's next moments and weights, before they are known to be finite.
+    scratch: [Vec<f32>; 3],
 }
 
 /// One REINFORCE update's figures.
@@ -29,32 +41,85 @@ pub struct UpdateStats {
     pub entropy: f64,
 }
 
+/// Where each block of the flat weights starts.
+#[derive(Clone, Copy, Debug)]
+struct Layout {
+    v: usize,
+    h: usize,
+    w_ih: usize,
+    w_hh: usize,
+    b_ih: usize,
+    b_hh: usize,
+    w_out: usize,
+    b_out: usize,
+}
+
+impl Layout {
+    fn new(v: usize, h: usize) -> Layout {
+        let w_ih = 0;
+        let w_hh = w_ih + 3 * h * v;
+        let b_ih = w_hh + 3 * h * h;
+        let b_hh = b_ih + 3 * h;
+        let w_out = b_hh + 3 * h;
+        let b_out = w_out + v * h;
+        Layout {
+            v,
+            h,
+            w_ih,
+            w_hh,
+            b_ih,
+            b_hh,
+            w_out,
+            b_out,
+        }
+    }
+}
+
+/// What one step of the cell keeps for the backward pass.
+#[derive(Clone, Debug, Default)]
+struct StepCache {
+    /// The one-hot input's index (`None`: a zero input).
+    input: Option<usize>,
+    h_prev: Vec<f32>,
+    r: Vec<f32>,
+    z: Vec<f32>,
+    n: Vec<f32>,
+    /// `W_hn h + b_hn`, which the reset gate scales.
+    gh_n: Vec<f32>,
+    h: Vec<f32>,
+    logits: Vec<f32>,
+}
+
+/// PyTorch's sigmoid, `1 / (1 + e^-x)`, in f32.
+#[inline]
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
 impl Controller {
     /// PyTorch's default initialisation: every GRU weight and bias uniform in ±1/sqrt(hidden),
-    /// the head's weight and bias uniform in ±1/sqrt(hidden); drawn from `rng`.
+    /// the head's weight and bias uniform in ±1/sqrt(hidden); drawn from `rng` (in the flat
+    /// order of the weights).
     pub fn new(
         vocabulary: usize,
         hidden: usize,
         feed_previous: bool,
-        device: Device,
         rng: &mut impl rand::Rng,
     ) -> Self {
         let n = Self::n_params(vocabulary, hidden);
         let bound = 1.0 / (hidden as f64).sqrt();
-        let values: Vec<f32> = (0..n)
+        let params: Vec<f32> = (0..n)
             .map(|_| rng.random_range(-bound..bound) as f32)
             .collect();
-        let params = Tensor::from_slice(&values)
-            .to_device(device)
-            .set_requires_grad(true);
-        let adam = Adam::new(&params);
         Controller {
             vocabulary,
             hidden,
             feed_previous,
+            adam_m: vec![0.0; n],
+            adam_v: vec![0.0; n],
+            adam_step: 0,
             params,
-            adam,
-            device,
+            scratch: Default::default(),
         }
     }
 
@@ -71,20 +136,17 @@ impl Controller {
     }
 
     /// The flat weights (for checkpoints and tests).
-    pub fn params(&self) -> &Tensor {
+    pub fn params(&self) -> &[f32] {
         &self.params
     }
 
     /// Weights, Adam moments and Adam step count, for a checkpoint.
     pub fn state(&self) -> (Vec<f32>, Vec<f32>, Vec<f32>, i32) {
-        let get = |t: &Tensor| {
-            Vec::<f32>::try_from(t.detach().to_device(Device::Cpu)).expect("float tensor")
-        };
         (
-            get(&self.params),
-            get(&self.adam.m),
-            get(&self.adam.v),
-            self.adam.step,
+            self.params.clone(),
+            self.adam_m.clone(),
+            self.adam_v.clone(),
+            self.adam_step,
         )
     }
 
@@ -103,69 +165,85 @@ impl Controller {
                 params.len()
             ));
         }
-        let put = |x: &[f32]| Tensor::from_slice(x).to_device(self.device);
-        self.params = put(params).set_requires_grad(true);
-        self.adam.m = put(m);
-        self.adam.v = put(v);
-        self.adam.step = step;
+        self.params = params.to_vec();
+        self.adam_m = m.to_vec();
+        self.adam_v = v.to_vec();
+        self.adam_step = step;
         Ok(())
     }
 
-    /// GRU weights `w_ih [3h, v]`, `w_hh [3h, h]`, `b_ih`, `b_hh`, head `w [v, h]`, `b [v]`:
-    /// views into the flat weights, made per call so autograd reaches the flat tensor.
-    fn views(&self) -> [Tensor; 6] {
-        let (v, h) = (self.vocabulary as i64, self.hidden as i64);
-        // (rows, columns) of the matrices; `None` columns for the bias vectors. A matrix with
-        // one column (hidden size 1, or a single option) stays a matrix.
-        let sizes = [
-            (3 * h, Some(v)),
-            (3 * h, Some(h)),
-            (3 * h, None),
-            (3 * h, None),
-            (v, Some(h)),
-            (v, None),
-        ];
-        let mut offset = 0;
-        sizes.map(|(rows, cols)| {
-            let n = rows * cols.unwrap_or(1);
-            let t = self.params.narrow(0, offset, n);
-            offset += n;
-            match cols {
-                Some(cols) => t.view([rows, cols]),
-                None => t,
-            }
-        })
+    fn layout(&self) -> Layout {
+        Layout::new(self.vocabulary, self.hidden)
     }
 
-    /// Logits `[k, vocabulary]` for step `t` of `k` sequences and the new hidden state.
-    fn step(
-        &self,
-        w: &[Tensor; 6],
-        previous: Option<&Tensor>,
-        h: &Tensor,
-        k: i64,
-    ) -> (Tensor, Tensor) {
-        let input = match (self.feed_previous, previous) {
-            (true, Some(actions)) => actions.one_hot(self.vocabulary as i64).to_kind(Kind::Float),
-            _ => Tensor::zeros([k, self.vocabulary as i64], (Kind::Float, self.device)),
+    /// The input of a step after `previous` (a one-hot of it when feeding decisions back).
+    fn input(&self, previous: Option<usize>) -> Option<usize> {
+        previous.filter(|_| self.feed_previous)
+    }
+
+    /// One step of the GRU cell from `h_prev` with `input`, and the head's logits; fills `c`.
+    fn step(&self, input: Option<usize>, h_prev: &[f32], c: &mut StepCache) {
+        let Layout {
+            v,
+            h,
+            w_ih,
+            w_hh,
+            b_ih,
+            b_hh,
+            w_out,
+            b_out,
+        } = self.layout();
+        let p = &self.params;
+        c.input = input;
+        c.h_prev.clear();
+        c.h_prev.extend_from_slice(h_prev);
+        for buf in [&mut c.r, &mut c.z, &mut c.n, &mut c.gh_n, &mut c.h] {
+            buf.clear();
+            buf.resize(h, 0.0);
+        }
+        // gi = W_ih x + b_ih (x one-hot or zero), gh = W_hh h + b_hh, row by row.
+        let gi = |row: usize| -> f32 {
+            let w = input.map_or(0.0, |a| p[w_ih + row * v + a]);
+            p[b_ih + row] + w
         };
-        let h = input.gru_cell(h, &w[0], &w[1], Some(&w[2]), Some(&w[3]));
-        let logits = w[5].addmm(&h, &w[4].tr());
-        (logits, h)
+        let gh = |row: usize| -> f32 {
+            let w = &p[w_hh + row * h..w_hh + (row + 1) * h];
+            let mut sum = 0.0f32;
+            for (a, b) in w.iter().zip(h_prev) {
+                sum += a * b;
+            }
+            p[b_hh + row] + sum
+        };
+        for j in 0..h {
+            c.r[j] = sigmoid(gh(j) + gi(j));
+            c.z[j] = sigmoid(gh(h + j) + gi(h + j));
+            c.gh_n[j] = gh(2 * h + j);
+            c.n[j] = (gi(2 * h + j) + c.gh_n[j] * c.r[j]).tanh();
+            c.h[j] = (h_prev[j] - c.n[j]) * c.z[j] + c.n[j];
+        }
+        c.logits.clear();
+        c.logits.extend((0..v).map(|o| {
+            let w = &p[w_out + o * h..w_out + (o + 1) * h];
+            let mut sum = 0.0f32;
+            for (a, b) in w.iter().zip(&c.h) {
+                sum += a * b;
+            }
+            p[b_out + o] + sum
+        }));
     }
 
-    /// Samples `k` complete decision sequences from the current policy, drawing from `rng`.
+    /// Samples `k` complete decision sequences from the current policy, drawing from `rng`:
+    /// one uniform number per decision, sequence by sequence within a step.
     pub fn sample(
         &self,
         space: &dyn SearchSpace,
         k: usize,
         rng: &mut impl rand::Rng,
     ) -> Vec<Vec<usize>> {
-        let _guard = tch::no_grad_guard();
-        let w = self.views();
-        let mut h = Tensor::zeros([k as i64, self.hidden as i64], (Kind::Float, self.device));
+        let mut hs = vec![vec![0.0f32; self.hidden]; k];
         let mut sequences: Vec<Vec<usize>> = vec![Vec::new(); k];
-        let mut previous: Option<Tensor> = None;
+        let mut previous: Vec<Option<usize>> = vec![None; k];
+        let mut cache = StepCache::default();
         for _ in 0..space.max_decisions() {
             if sequences
                 .iter()
@@ -173,45 +251,168 @@ impl Controller {
             {
                 break;
             }
-            let (logits, h_next) = self.step(&w, previous.as_ref(), &h, k as i64);
-            h = h_next;
-            let probs: Vec<f64> = Vec::try_from(logits.softmax(1, Kind::Double).flatten(0, 1))
-                .expect("probabilities");
-            let mut chosen = Vec::with_capacity(k);
-            for (i, seq) in sequences.iter_mut().enumerate() {
-                let row = &probs[i * self.vocabulary..(i + 1) * self.vocabulary];
-                let action = if seq.is_empty() || !space.is_complete(seq) {
-                    // Options past the space's count at this step are never drawn.
-                    let options = space.options_at(seq).clamp(1, self.vocabulary);
-                    let a = sample_index(&row[..options], rng);
-                    seq.push(a);
-                    a
-                } else {
-                    0 // finished sequences are carried along; their steps are masked later
-                };
-                chosen.push(action as i64);
+            for i in 0..k {
+                let seq = &mut sequences[i];
+                let active = seq.is_empty() || !space.is_complete(seq);
+                if !active {
+                    continue; // a finished sequence draws nothing more
+                }
+                self.step(self.input(previous[i]), &hs[i], &mut cache);
+                std::mem::swap(&mut hs[i], &mut cache.h);
+                let probs = softmax_f64(&cache.logits);
+                // Options past the space's count at this step are never drawn.
+                let options = space.options_at(seq).clamp(1, self.vocabulary);
+                let a = sample_index(&probs[..options], rng);
+                seq.push(a);
+                previous[i] = Some(a);
             }
-            previous = Some(Tensor::from_slice(&chosen).to_device(self.device));
         }
         sequences
     }
 
     /// The policy's probabilities for the next decision after `prefix` (for tests and reports).
     pub fn next_probabilities(&self, prefix: &[usize]) -> Vec<f64> {
-        let _guard = tch::no_grad_guard();
-        let w = self.views();
-        let mut h = Tensor::zeros([1, self.hidden as i64], (Kind::Float, self.device));
-        let mut previous: Option<Tensor> = None;
-        let mut logits = Tensor::zeros([1], (Kind::Float, self.device));
+        let mut h = vec![0.0f32; self.hidden];
+        let mut cache = StepCache::default();
+        let mut previous = None;
         for t in 0..=prefix.len() {
-            let (l, h_next) = self.step(&w, previous.as_ref(), &h, 1);
-            logits = l;
-            h = h_next;
-            if t < prefix.len() {
-                previous = Some(Tensor::from_slice(&[prefix[t] as i64]).to_device(self.device));
+            self.step(self.input(previous), &h, &mut cache);
+            std::mem::swap(&mut h, &mut cache.h);
+            previous = prefix.get(t).copied();
+        }
+        softmax_f64(&cache.logits)
+    }
+
+    /// The loss of a REINFORCE update (see `reinforce`), its gradient with respect to the flat
+    /// weights, and the mean entropy of the decisions; `None` for sequences without decisions.
+    fn loss_and_gradient(
+        &self,
+        space: &dyn SearchSpace,
+        sequences: &[Vec<usize>],
+        advantages: &[f64],
+        beta: f64,
+        gamma: f64,
+    ) -> Result<Option<(f64, Vec<f32>, f64)>, String> {
+        let l = self.layout();
+        let (v, h) = (l.v, l.h);
+        let k = sequences.len();
+        if sequences.iter().all(Vec::is_empty) {
+            return Ok(None);
+        }
+        let mut grad = vec![0.0f64; self.params.len()];
+        let mut totals = Vec::with_capacity(k);
+        let (mut entropy_sum, mut decisions) = (0.0f64, 0usize);
+        let mut caches: Vec<StepCache> = Vec::new();
+        let mut dlogits_all: Vec<Vec<f32>> = Vec::new();
+        let inv_k = 1.0 / k as f64;
+        for (s, &adv) in sequences.iter().zip(advantages) {
+            let len = s.len();
+            // Forward: the cell over the sequence, each step's masked log-softmax, and the
+            // gradient of this sequence's loss with respect to each step's logits.
+            caches.resize_with(len, StepCache::default);
+            dlogits_all.resize_with(len, Vec::new);
+            let mut total = 0.0f32;
+            let present = (1.0 / len as f64) as f32;
+            let mut h_prev = vec![0.0f32; h];
+            for t in 0..len {
+                let previous = if t > 0 { Some(s[t - 1]) } else { None };
+                self.step(self.input(previous), &h_prev, &mut caches[t]);
+                h_prev.clone_from(&caches[t].h);
+                // Options the space did not offer at this step get (almost) zero probability,
+                // as when they were sampled: their logits are lowered by 1e9.
+                let options = space.options_at(&s[..t]);
+                let mut logits = caches[t].logits.clone();
+                for z in logits.iter_mut().skip(options) {
+                    *z += -1e9;
+                }
+                let log_probs = log_softmax_f32(&logits);
+                let a = s[t];
+                let Some(&chosen) = log_probs.get(a) else {
+                    return Err(format!("decision {a} is not among {v} options"));
+                };
+                let mut entropy = 0.0f32;
+                for &lp in &log_probs {
+                    entropy += lp.exp() * lp;
+                }
+                let entropy = -entropy;
+                let weight = (gamma.powi((len - t) as i32) * adv / len as f64) as f32;
+                total = total - chosen * weight - entropy * present * beta as f32;
+                entropy_sum += entropy as f64;
+                decisions += 1;
+                // d/dz_j of -w log p_a - c H:  w (p_j - [j = a]) + c p_j (log p_j + H).
+                let c = present * beta as f32;
+                let d = &mut dlogits_all[t];
+                d.clear();
+                d.resize(v, 0.0);
+                for (j, &lp) in log_probs.iter().enumerate() {
+                    let p = lp.exp();
+                    let hot = if j == a { 1.0 } else { 0.0 };
+                    d[j] = weight * (p - hot) + c * p * (lp + entropy);
+                }
+            }
+            totals.push(total);
+            // Backward through time, from the last step.
+            let mut dh = vec![0.0f64; h];
+            for t in (0..len).rev() {
+                let c = &caches[t];
+                let dz_out = &dlogits_all[t];
+                for (o, &g) in dz_out.iter().enumerate() {
+                    let g = g as f64 * inv_k;
+                    if g == 0.0 {
+                        continue;
+                    }
+                    grad[l.b_out + o] += g;
+                    let row = l.w_out + o * h;
+                    for j in 0..h {
+                        grad[row + j] += g * c.h[j] as f64;
+                        dh[j] += g * self.params[row + j] as f64;
+                    }
+                }
+                // Through h' = (h - n) z + n, n = tanh(gi_n + r gh_n), r and z sigmoids.
+                let mut dgi = vec![0.0f64; 3 * h];
+                let mut dgh = vec![0.0f64; 3 * h];
+                let mut dh_prev = vec![0.0f64; h];
+                for j in 0..h {
+                    let (r, z, n) = (c.r[j] as f64, c.z[j] as f64, c.n[j] as f64);
+                    let dhj = dh[j];
+                    let dn = dhj * (1.0 - z);
+                    let dz = dhj * (c.h_prev[j] as f64 - n);
+                    dh_prev[j] = dhj * z;
+                    let da_n = dn * (1.0 - n * n);
+                    let dr = da_n * c.gh_n[j] as f64;
+                    let da_r = dr * r * (1.0 - r);
+                    let da_z = dz * z * (1.0 - z);
+                    dgi[j] = da_r;
+                    dgh[j] = da_r;
+                    dgi[h + j] = da_z;
+                    dgh[h + j] = da_z;
+                    dgi[2 * h + j] = da_n;
+                    dgh[2 * h + j] = da_n * r;
+                }
+                for row in 0..3 * h {
+                    grad[l.b_ih + row] += dgi[row];
+                    if let Some(a) = c.input {
+                        grad[l.w_ih + row * v + a] += dgi[row];
+                    }
+                    let g = dgh[row];
+                    grad[l.b_hh + row] += g;
+                    let base = l.w_hh + row * h;
+                    for j in 0..h {
+                        grad[base + j] += g * c.h_prev[j] as f64;
+                        dh_prev[j] += g * self.params[base + j] as f64;
+                    }
+                }
+                dh = dh_prev;
             }
         }
-        Vec::try_from(logits.softmax(1, Kind::Double).flatten(0, 1)).expect("probabilities")
+        // The mean over sequences, in f32 as libtorch's `mean`.
+        let loss = totals.iter().sum::<f32>() / k as f32;
+        let grad = grad.into_iter().map(|g| g as f32).collect();
+        Ok(Some((
+            loss as f64,
+            grad,
+            entropy_sum / decisions.max(1) as f64,
+        )))
     }
 
     /// One REINFORCE update from complete sequences and their advantages (the reward, or the
@@ -238,9 +439,7 @@ impl Controller {
                 advantages.len()
             ));
         }
-        let k = sequences.len() as i64;
-        let t_max = sequences.iter().map(Vec::len).max().unwrap_or(0);
-        if t_max == 0 {
+        if sequences.iter().all(Vec::is_empty) {
             return Ok(UpdateStats {
                 loss: 0.0,
                 entropy: 0.0,
@@ -249,101 +448,95 @@ impl Controller {
         if let Some(a) = advantages.iter().find(|a| !a.is_finite()) {
             return Err(format!("an advantage is {a}"));
         }
-        let w = self.views();
-        let mut h = Tensor::zeros([k, self.hidden as i64], (Kind::Float, self.device));
-        let mut previous: Option<Tensor> = None;
-        let mut total = Tensor::zeros([k], (Kind::Float, self.device));
-        let mut entropy_sum = 0.0;
-        let mut decisions = 0usize;
-        for t in 0..t_max {
-            let (logits, h_next) = self.step(&w, previous.as_ref(), &h, k);
-            h = h_next;
-            let actions: Vec<i64> = sequences
-                .iter()
-                .map(|s| s.get(t).copied().unwrap_or(0) as i64)
-                .collect();
-            let actions = Tensor::from_slice(&actions).to_device(self.device);
-            // Options the space did not offer at this step get (almost) zero probability, as
-            // when they were sampled.
-            let v = self.vocabulary;
-            let limits: Vec<usize> = sequences
-                .iter()
-                .map(|s| {
-                    if t < s.len() {
-                        space.options_at(&s[..t])
-                    } else {
-                        v
-                    }
-                })
-                .collect();
-            let logits = if limits.iter().any(|&o| o < v) {
-                let mask: Vec<f32> = limits
-                    .iter()
-                    .flat_map(|&o| (0..v).map(move |a| if a < o { 0.0 } else { -1e9 }))
-                    .collect();
-                logits
-                    + Tensor::from_slice(&mask)
-                        .view([k, v as i64])
-                        .to_device(self.device)
-            } else {
-                logits
-            };
-            let log_probs = logits.log_softmax(1, Kind::Float); // [k, v]
-            let chosen = log_probs
-                .gather(1, &actions.unsqueeze(1), false)
-                .squeeze_dim(1); // [k]
-            let entropy = -(log_probs.exp() * &log_probs).sum_dim_intlist(1, false, Kind::Float); // [k]
-                                                                                                  // Per sequence: the weight of this step's log-probability, and whether it exists.
-            let mut weights = Vec::with_capacity(k as usize);
-            let mut present = Vec::with_capacity(k as usize);
-            for (s, &a) in sequences.iter().zip(advantages) {
-                let len = s.len();
-                if t < len {
-                    weights.push((gamma.powi((len - t) as i32) * a / len as f64) as f32);
-                    present.push(1.0 / len as f32);
-                } else {
-                    weights.push(0.0);
-                    present.push(0.0);
-                }
-            }
-            let weights = Tensor::from_slice(&weights).to_device(self.device);
-            let present = Tensor::from_slice(&present).to_device(self.device);
-            total = total - &chosen * &weights - &entropy * &present * beta;
-            let entropies: Vec<f32> = Vec::try_from(entropy.detach()).expect("entropies");
-            for (s, e) in sequences.iter().zip(entropies) {
-                if t < s.len() {
-                    entropy_sum += e as f64;
-                    decisions += 1;
-                }
-            }
-            previous = Some(actions);
+        let Some((loss, mut grads, entropy)) =
+            self.loss_and_gradient(space, sequences, advantages, beta, gamma)?
+        else {
+            return Ok(UpdateStats {
+                loss: 0.0,
+                entropy: 0.0,
+            });
+        };
+        if !loss.is_finite() {
+            return Err(format!("the loss is {loss}"));
         }
-        let loss = total.mean(Kind::Float);
-        let loss_value = loss.double_value(&[]);
-        if !loss_value.is_finite() {
-            return Err(format!("the loss is {loss_value}"));
-        }
-        self.params.zero_grad();
-        loss.backward();
-        let mut grads = self.params.grad();
-        if !crate::nn::adam::all_finite(&grads) {
+        if !grads.iter().all(|g| g.is_finite()) {
             return Err("the gradient is not finite".into());
         }
         if clip > 0.0 {
             // Scale the whole gradient down to norm `clip`, as torch's clip_grad_norm_.
-            let norm = grads.norm().double_value(&[]);
+            let norm = grads
+                .iter()
+                .map(|&g| g as f64 * g as f64)
+                .sum::<f64>()
+                .sqrt();
             if norm > clip {
-                grads *= clip / (norm + 1e-6);
+                let scale = (clip / (norm + 1e-6)) as f32;
+                for g in &mut grads {
+                    *g *= scale;
+                }
             }
         }
-        if !self.adam.try_step(&mut self.params, &grads, lr) {
+        if !self.adam_try_step(&grads, lr) {
             return Err("the updated weights or Adam moments would not be finite".into());
         }
-        Ok(UpdateStats {
-            loss: loss_value,
-            entropy: entropy_sum / decisions.max(1) as f64,
-        })
+        Ok(UpdateStats { loss, entropy })
     }
+
+    /// `nn/adam.rs`'s `try_step` on the flat weights: the step is taken only when the new
+    /// weights and moments are all finite; otherwise nothing changes and the result is false.
+    fn adam_try_step(&mut self, grads: &[f32], lr: f64) -> bool {
+        let (b1, b2) = ADAM_BETAS;
+        let step = self.adam_step.saturating_add(1);
+        let bc1 = 1.0 - b1.powi(step);
+        let bc2 = 1.0 - b2.powi(step);
+        let (w1, w2) = ((1.0 - b1) as f32, (1.0 - b2) as f32);
+        let eps = (ADAM_EPS * bc2.sqrt()) as f32;
+        let scale = (-lr * bc2.sqrt() / bc1) as f32;
+        let n = self.params.len();
+        let [m, v, p] = &mut self.scratch;
+        for buf in [&mut *m, &mut *v, &mut *p] {
+            buf.resize(n, 0.0);
+        }
+        // Branch-free, so the compiler vectorises it; the check comes after.
+        let mut finite = true;
+        for i in 0..n {
+            let g = grads[i];
+            let mi = self.adam_m[i] + w1 * (g - self.adam_m[i]);
+            let vi = self.adam_v[i] + w2 * (g * g - self.adam_v[i]);
+            let pi = self.params[i] + (mi * scale) / (vi.sqrt() + eps);
+            m[i] = mi;
+            v[i] = vi;
+            p[i] = pi;
+            finite &= (mi - mi == 0.0) & (vi - vi == 0.0) & (pi - pi == 0.0);
+        }
+        if !finite {
+            return false;
+        }
+        std::mem::swap(&mut self.adam_m, m);
+        std::mem::swap(&mut self.adam_v, v);
+        std::mem::swap(&mut self.params, p);
+        self.adam_step = step;
+        true
+    }
+}
+
+/// Softmax of f32 logits computed in f64 (as libtorch's `softmax(.., Kind::Double)`).
+fn softmax_f64(logits: &[f32]) -> Vec<f64> {
+    let max = logits
+        .iter()
+        .map(|&x| x as f64)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let e: Vec<f64> = logits.iter().map(|&x| (x as f64 - max).exp()).collect();
+    let sum: f64 = e.iter().sum();
+    e.into_iter().map(|x| x / sum).collect()
+}
+
+/// Log-softmax in f32: `z - max - ln(sum e^(z - max))`.
+fn log_softmax_f32(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f32 = logits.iter().map(|&x| (x - max).exp()).sum();
+    let log_sum = sum.ln();
+    logits.iter().map(|&x| x - max - log_sum).collect()
 }
 
 /// Draws an index with the given probabilities (which sum to 1 up to rounding).
@@ -422,13 +615,7 @@ mod tests {
     }
 
     fn controller(feed_previous: bool) -> Controller {
-        Controller::new(
-            10,
-            64,
-            feed_previous,
-            Device::Cpu,
-            &mut Pcg64::seed_from_u64(0),
-        )
+        Controller::new(10, 64, feed_previous, &mut Pcg64::seed_from_u64(0))
     }
 
     #[test]
@@ -474,7 +661,7 @@ mod tests {
         // One sequence of 3 steps, advantage 0.5, beta 0.1, gamma 1:
         // loss = (3 * (ln 10 * 0.5) - 3 * 0.1 * ln 10) / 3 = 0.4 * ln 10.
         let mut c = controller(true);
-        let _ = tch::no_grad(|| c.params.zero_());
+        c.params.fill(0.0);
         let stats = c
             .reinforce(&Fixed, &[vec![1, 2, 3]], &[0.5], 0.1, &plain())
             .unwrap();
@@ -511,7 +698,7 @@ mod tests {
         // One-column weight matrices (hidden 1, or one option) once lost their second dimension.
         for (options, hidden) in [(1, 1), (1, 64), (3, 1), (10, 1)] {
             let mut rng = Pcg64::seed_from_u64(0);
-            let mut c = Controller::new(options, hidden, true, Device::Cpu, &mut rng);
+            let mut c = Controller::new(options, hidden, true, &mut rng);
             let seqs = c.sample(&OneDecision(options), 4, &mut rng);
             assert!(
                 seqs.iter().all(|s| s.len() == 1 && s[0] < options),
@@ -632,7 +819,6 @@ mod tests {
             10,
             s.controller_hidden,
             s.feed_previous_action,
-            Device::Cpu,
             &mut Pcg64::seed_from_u64(0),
         );
         let mut baseline = Baseline::new(s.use_baseline, s.baseline_decay, s.normalise_advantage);
@@ -665,5 +851,190 @@ mod tests {
             best_probability[7..].iter().all(|&p| p > 0.6),
             "{best_probability:?}"
         );
+    }
+
+    /// A space of 1 to 5 decisions over 6 options, the options on offer varying by step (2 to
+    /// 5): sequences end on a 0 or after 5 decisions, so lengths and masks differ.
+    struct Shaped;
+    impl SearchSpace for Shaped {
+        fn vocabulary(&self) -> usize {
+            6
+        }
+        fn max_decisions(&self) -> usize {
+            5
+        }
+        fn options_at(&self, d: &[usize]) -> usize {
+            2 + d.len() % 4
+        }
+        fn is_complete(&self, d: &[usize]) -> bool {
+            d.len() >= 5 || d.last() == Some(&0)
+        }
+        fn describe(&self, d: &[usize]) -> String {
+            format!("{d:?}")
+        }
+        fn parse(&self, _: &str) -> Option<Vec<usize>> {
+            None
+        }
+    }
+
+    use super::super::controller_tch::TchController;
+
+    fn oracle(c: &Controller) -> TchController {
+        TchController::from_params(c.vocabulary, c.hidden, c.feed_previous, c.params())
+    }
+
+    /// A controller with random weights, larger than the default initialisation so the
+    /// policy is far from uniform.
+    fn random_controller(v: usize, h: usize, feed: bool, seed: u64) -> Controller {
+        let mut rng = Pcg64::seed_from_u64(seed);
+        let mut c = Controller::new(v, h, feed, &mut rng);
+        for p in &mut c.params {
+            *p = rng.random_range(-1.0..1.0);
+        }
+        c
+    }
+
+    /// The oracle of issue 15: the probabilities (and so the log-probabilities) of every
+    /// decision equal the libtorch controller's on random weights.
+    #[test]
+    fn log_probabilities_match_the_libtorch_controller() {
+        for (seed, feed) in [(1, true), (2, false), (3, true)] {
+            let c = random_controller(6, 17, feed, seed);
+            let t = oracle(&c);
+            let seqs = c.sample(&Shaped, 16, &mut Pcg64::seed_from_u64(seed));
+            for s in &seqs {
+                for n in 0..=s.len() {
+                    let (a, b) = (c.next_probabilities(&s[..n]), t.next_probabilities(&s[..n]));
+                    for (x, y) in a.iter().zip(&b) {
+                        assert!(
+                            (x.ln() - y.ln()).abs() < 1e-5,
+                            "{s:?}[..{n}]: {a:?} vs {b:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Same weights, same generator: the same sequences as the libtorch controller's sampling.
+    #[test]
+    fn sampling_draws_as_the_libtorch_controller() {
+        for (seed, feed) in [(4, true), (5, false)] {
+            let c = random_controller(6, 9, feed, seed);
+            let (mut a, mut b) = (Pcg64::seed_from_u64(seed), Pcg64::seed_from_u64(seed));
+            for k in [1, 3, 8] {
+                assert_eq!(
+                    c.sample(&Shaped, k, &mut a),
+                    oracle(&c).sample(&Shaped, k, &mut b)
+                );
+            }
+            assert_eq!(
+                a.random::<u64>(),
+                b.random::<u64>(),
+                "the same number of draws"
+            );
+        }
+    }
+
+    /// The oracle of issue 15: the loss and its gradient by hand (backward through time) equal
+    /// libtorch's autograd on random weights, with masks, unequal lengths, a discount and the
+    /// entropy bonus.
+    #[test]
+    fn loss_and_gradient_match_autograd() {
+        for (seed, feed, k) in [(6, true, 1), (7, false, 4), (8, true, 7)] {
+            let c = random_controller(6, 13, feed, seed);
+            let mut rng = Pcg64::seed_from_u64(seed);
+            let seqs = c.sample(&Shaped, k, &mut rng);
+            let adv: Vec<f64> = (0..k).map(|_| rng.random_range(-2.0..2.0)).collect();
+            let (loss, grad, entropy) = c
+                .loss_and_gradient(&Shaped, &seqs, &adv, 0.05, 0.9)
+                .unwrap()
+                .unwrap();
+            let (l2, g2, e2) = oracle(&c).loss_and_gradient(&Shaped, &seqs, &adv, 0.05, 0.9);
+            assert!(
+                (loss - l2).abs() <= 1e-5 * l2.abs().max(1.0),
+                "{loss} vs {l2}"
+            );
+            assert!((entropy - e2).abs() <= 1e-5, "{entropy} vs {e2}");
+            let scale = g2.iter().fold(0.0f32, |m, g| m.max(g.abs()));
+            assert!(scale > 1e-3, "a gradient to compare");
+            for (i, (a, b)) in grad.iter().zip(&g2).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-5 * scale,
+                    "{seqs:?}, weight {i}: {a} vs {b} (largest {scale})"
+                );
+            }
+        }
+    }
+
+    /// The gradient against central finite differences of the loss, along a random direction
+    /// within each block of weights (GRU input, recurrent, biases, head).
+    #[test]
+    fn gradient_matches_finite_differences() {
+        let c = random_controller(6, 11, true, 9);
+        let mut rng = Pcg64::seed_from_u64(9);
+        let seqs = c.sample(&Shaped, 5, &mut rng);
+        let adv = [0.7, -1.1, 0.4, 1.5, -0.3];
+        let loss = |c: &Controller| {
+            c.loss_and_gradient(&Shaped, &seqs, &adv, 0.1, 0.8)
+                .unwrap()
+                .unwrap()
+        };
+        let (_, grad, _) = loss(&c);
+        let l = c.layout();
+        let blocks = [
+            (l.w_ih, l.w_hh),
+            (l.w_hh, l.b_ih),
+            (l.b_ih, l.b_hh),
+            (l.b_hh, l.w_out),
+            (l.w_out, l.b_out),
+            (l.b_out, c.params.len()),
+        ];
+        for (start, end) in blocks {
+            let d: Vec<f32> = (start..end).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let along: f64 = d
+                .iter()
+                .zip(&grad[start..end])
+                .map(|(&d, &g)| d as f64 * g as f64)
+                .sum();
+            let eps = 1e-2f32;
+            let moved = |sign: f32| {
+                let mut m = c.clone();
+                for (p, &d) in m.params[start..end].iter_mut().zip(&d) {
+                    *p += sign * eps * d;
+                }
+                loss(&m).0
+            };
+            let numeric = (moved(1.0) - moved(-1.0)) / (2.0 * eps as f64);
+            assert!(
+                (numeric - along).abs() <= 2e-3 * along.abs().max(0.05),
+                "weights {start}..{end}: numeric {numeric}, by hand {along}"
+            );
+        }
+    }
+
+    /// Whole updates (clipping, Adam) and sampling in turn, 30 times: the weights stay within
+    /// 1e-5 of the libtorch controller's, and the sequences drawn are the same.
+    #[test]
+    fn updates_follow_the_libtorch_controller() {
+        let settings = crate::config::Settings {
+            gamma: 0.95,
+            grad_clip: 0.5,
+            ..Default::default()
+        };
+        let mut c = random_controller(6, 16, true, 10);
+        let mut t = oracle(&c);
+        let (mut a, mut b) = (Pcg64::seed_from_u64(10), Pcg64::seed_from_u64(10));
+        for step in 0..30 {
+            let seqs = c.sample(&Shaped, 3, &mut a);
+            assert_eq!(seqs, t.sample(&Shaped, 3, &mut b), "update {step}");
+            let adv: Vec<f64> = seqs.iter().map(|s| s.len() as f64 / 5.0 - 0.5).collect();
+            let ours = c.reinforce(&Shaped, &seqs, &adv, 0.01, &settings).unwrap();
+            let theirs = t.reinforce(&Shaped, &seqs, &adv, 0.01, &settings).unwrap();
+            assert!((ours.loss - theirs.loss).abs() <= 1e-5 * theirs.loss.abs().max(1.0));
+            for (x, y) in c.params().iter().zip(t.params()) {
+                assert!((x - y).abs() <= 1e-5, "update {step}: {x} vs {y}");
+            }
+        }
     }
 }

@@ -1,10 +1,12 @@
 //! The `Strategy` interface: something that proposes configurations and learns from their
 //! fitness (ask/tell), so one evaluation loop serves the controller, aging evolution and random
 //! search on any space. One file per strategy: REINFORCE here (`reinforce`, with its GRU
-//! `controller`); aging evolution and random search in `src/choice_list/evolution.rs`.
+//! `controller` in plain Rust); aging evolution and random search in `src/choice_list/evolution.rs`.
 
 pub mod baseline;
 pub mod controller;
+#[cfg(test)]
+mod controller_tch;
 pub mod reinforce;
 
 pub use reinforce::Reinforce;

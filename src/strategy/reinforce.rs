@@ -47,18 +47,19 @@ impl std::fmt::Display for Diverged {
 impl std::error::Error for Diverged {}
 
 impl<'a> Reinforce<'a> {
-    /// A fresh controller on `device`, its initial weights drawn from `rng`.
+    /// A fresh controller, its initial weights drawn from `rng`. The controller computes on the
+    /// CPU whatever `_device` the children train on (it is tiny: plain Rust beats dispatching
+    /// its operations to libtorch, or a GPU); the argument stays for the callers.
     pub fn new(
         space: &'a dyn SearchSpace,
         settings: &Settings,
-        device: tch::Device,
+        _device: tch::Device,
         rng: &mut Pcg64,
     ) -> Self {
         let controller = Controller::new(
             space.vocabulary(),
             settings.controller_hidden,
             settings.feed_previous_action,
-            device,
             rng,
         );
         Reinforce {

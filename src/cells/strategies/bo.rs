@@ -280,16 +280,23 @@ impl SmacBo {
         } else {
             y.iter().copied().fold(f64::INFINITY, f64::min)
         };
-        let ei = |cell: &Cell| {
-            let modelled = Cell::from_index(self.modelled(cell.index())).unwrap_or(*cell);
-            let (mu, var) = forest.predict(&one_hot(&modelled));
-            let sigma = var.max(0.0).sqrt();
-            if s.log_y {
-                log_expected_improvement(mu, sigma, best, s.xi)
-            } else {
-                // EI of a minimised cost is EI of its negation maximised.
-                expected_improvement(-mu, sigma, -best, s.xi)
+        // EI depends only on the modelled cell: each is scored once per proposal (local
+        // searches meet the same cells again and again).
+        let mut memo = vec![f64::NAN; CELLS];
+        let mut ei = |cell: &Cell| {
+            let m = self.modelled(cell.index());
+            if memo[m].is_nan() {
+                let modelled = Cell::from_index(m).unwrap_or(*cell);
+                let (mu, var) = forest.predict(&one_hot(&modelled));
+                let sigma = var.max(0.0).sqrt();
+                memo[m] = if s.log_y {
+                    log_expected_improvement(mu, sigma, best, s.xi)
+                } else {
+                    // EI of a minimised cost is EI of its negation maximised.
+                    expected_improvement(-mu, sigma, -best, s.xi)
+                };
             }
+            memo[m]
         };
         let fresh = |cell: &Cell| !seen.contains(&self.key(cell.index()));
         if s.exhaustive {

@@ -16,7 +16,8 @@ time as archsearch does (docs/algorithms.md §7):
   incumbent's mean final test accuracy.
 
 Writes a JSON (--out) with, per optimiser and seed, regret against simulated time (one point
-per query) and the real seconds per suggestion (ask + tell, table look-ups excluded), and the
+per query), the incumbent's dev accuracy at the end, how many queries repeated a functional
+class already queried (at any budget), and the real seconds per suggestion (ask + tell, table look-ups excluded), and the
 mean and standard error of the final regret over seeds.
 
     python benches/peers/cells_smac_dehb.py --table tables/digits.csv.gz --budget 20000 \
@@ -138,6 +139,8 @@ class Evaluator:
         self.seconds = 0.0
         self.seen = {}  # cell index -> (epochs, dev)
         self.incumbent = None  # (cell index, form, dev)
+        self.forms = set()  # functional classes queried
+        self.repeats = 0  # queries of a class queried before
 
     def epochs(self, fidelity):
         if fidelity is None:
@@ -153,6 +156,8 @@ class Evaluator:
 
     def see(self, ops, epochs, dev, form):
         i = cell_index(ops)
+        self.repeats += form in self.forms
+        self.forms.add(form)
         old = self.seen.get(i)
         if old is None or epochs >= old[0]:
             self.seen[i] = (epochs, dev)
@@ -210,7 +215,7 @@ def run_smac(table, seed, budget, max_queries):
         suggest.append((t1 - t0) + (t3 - t2))
         times.append(ev.seconds)
         regrets.append(ev.regret())
-    return times, regrets, suggest
+    return times, regrets, suggest, (ev.incumbent[2] if ev.incumbent else None), ev.repeats
 
 
 def run_dehb(table, seed, budget, max_queries):
@@ -240,7 +245,7 @@ def run_dehb(table, seed, budget, max_queries):
         suggest.append((t1 - t0) + (t3 - t2))
         times.append(ev.seconds)
         regrets.append(ev.regret())
-    return times, regrets, suggest
+    return times, regrets, suggest, (ev.incumbent[2] if ev.incumbent else None), ev.repeats
 
 
 def make_toy(path):
@@ -296,9 +301,10 @@ def main():
         runs = []
         for seed in result["seeds"]:
             wall = time.perf_counter()
-            times, regrets, suggest = runners[name](table, seed, args.budget, args.max_queries)
+            times, regrets, suggest, dev, repeats = runners[name](table, seed, args.budget, args.max_queries)
             runs.append({"seed": seed, "simulated_seconds": times, "regret": regrets,
                          "queries": len(times), "final_regret": regrets[-1] if regrets else None,
+                         "final_incumbent_dev": dev, "repeated_class_queries": repeats,
                          "seconds_per_suggestion": sum(suggest) / max(len(suggest), 1),
                          "wall_seconds": time.perf_counter() - wall})
             print(f"{name} seed {seed}: {len(times)} queries, final regret "

@@ -335,14 +335,23 @@ pub fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-/// The final-training protocol for these networks: its settings, its epochs set by
-/// `retrain_epochs`.
-pub fn final_trainer(settings: &DartsSettings) -> TrainerSettings {
-    let fs = FinalSettings {
-        max_epochs: settings.retrain_epochs,
-        ..FinalSettings::default()
-    };
-    fs.trainer(fs.lr, fs.batch_size)
+/// How the discrete networks are retrained, by `retrain_protocol`: "cnn", the general
+/// trainer's settings (SGD with Nesterov momentum, cosine, weight decay, clipping, the best
+/// dev epoch kept), as the fixed CNN baseline is trained, so the two accuracies compare; or
+/// "final", the final-training protocol. Either for `retrain_epochs` epochs.
+pub fn retrainer(settings: &DartsSettings) -> TrainerSettings {
+    if settings.retrain_protocol == "final" {
+        let fs = FinalSettings {
+            max_epochs: settings.retrain_epochs,
+            ..FinalSettings::default()
+        };
+        fs.trainer(fs.lr, fs.batch_size)
+    } else {
+        TrainerSettings {
+            epochs: settings.retrain_epochs,
+            ..TrainerSettings::default()
+        }
+    }
 }
 
 /// Trains the discrete network of `genotype` once with the final-training protocol.
@@ -355,7 +364,7 @@ pub fn retrain(
     stop: &AtomicBool,
 ) -> Result<Option<Retrained>> {
     let started = Instant::now();
-    let trainer = final_trainer(settings);
+    let trainer = retrainer(settings);
     let in_c = data.input_shape()[0];
     let classes = data.n_classes as i64;
     let build = |p: &tch::nn::Path| {
@@ -891,7 +900,11 @@ fn write_summary(state: &State, found: &Genotype, dir: &Path) -> Result<()> {
             "of": edges_total,
         },
         "retrained": {
-            "protocol": "final training (nn::final_training's settings, epochs = retrain_epochs)",
+            "protocol": if s.retrain_protocol == "final" {
+                "final training (the final-training protocol's settings, epochs = retrain_epochs)"
+            } else {
+                "cnn (the general trainer's settings, as the fixed CNN baseline is trained; epochs = retrain_epochs)"
+            },
             "darts": { "test_accuracy_mean": dm, "test_accuracy_sd": dsd, "runs": darts },
             "random": { "test_accuracy_mean": rm, "test_accuracy_sd": rsd, "runs": random },
             "darts_minus_random": if darts.is_empty() || random.is_empty() { None } else { Some(dm - rm) },
@@ -972,12 +985,28 @@ mod tests {
     }
 
     #[test]
-    fn the_final_training_follows_the_protocol_with_darts_epochs() {
+    fn the_retraining_follows_the_chosen_protocol_with_darts_epochs() {
         let s = DartsSettings {
             retrain_epochs: 7,
             ..DartsSettings::default()
         };
-        let t = final_trainer(&s);
+        // The default: the general trainer, as the fixed CNN baseline is trained.
+        let t = retrainer(&s);
+        let general = TrainerSettings::default();
+        assert_eq!(t.epochs, 7);
+        assert_eq!(
+            TrainerSettings {
+                epochs: 7,
+                ..general.clone()
+            },
+            t
+        );
+        assert_eq!(DartsSettings::default().retrain_epochs, general.epochs);
+        let s = DartsSettings {
+            retrain_protocol: "final".into(),
+            ..s
+        };
+        let t = retrainer(&s);
         let fs = FinalSettings::default();
         assert_eq!((t.epochs, t.lr, t.batch_size), (7, fs.lr, fs.batch_size));
         assert!(t.keep_best);

@@ -2,8 +2,8 @@
 //! weights learning on the first half (SGD, cosine schedule per epoch, clipping) and alphas on
 //! the second (Adam), one alpha step then one weight step per pair of mini-batches; per epoch a
 //! row of rollouts.csv, every alpha in alphas.csv, the genotype and a checkpoint. After the
-//! search, the found genotype and as many random ones are trained with the final-training
-//! protocol; summary.json compares them.
+//! search, the found genotype and as many random ones are retrained (by default as the fixed
+//! CNN baseline is trained); summary.json compares them.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -354,7 +354,7 @@ pub fn retrainer(settings: &DartsSettings) -> TrainerSettings {
     }
 }
 
-/// Trains the discrete network of `genotype` once with the final-training protocol.
+/// Trains the discrete network of `genotype` once with the protocol `retrainer` gives.
 pub fn retrain(
     genotype: &Genotype,
     settings: &DartsSettings,
@@ -927,8 +927,8 @@ pub struct TrainOptions {
     pub quiet: bool,
 }
 
-/// `archsearch darts-train`: the discrete network of a genotype, trained with the
-/// final-training protocol over `retrain_seeds` seeds; prints each test accuracy and the mean.
+/// `archsearch darts-train`: the discrete network of a genotype, trained with the retraining
+/// protocol (`retrainer`) over `retrain_seeds` seeds; prints each test accuracy and the mean.
 pub fn train_genotype(opts: &TrainOptions) -> Result<i32> {
     let stop = Stop::on_signals()?;
     let device = outdir::parse_device(&opts.device)?;

@@ -45,8 +45,9 @@ pub enum Command {
     /// Differentiable architecture search (DARTS) of conv cells on an image set, first or
     /// second order, with Katib's trial arguments (needs the cargo feature `darts`).
     Darts(DartsArgs),
-    /// Train the network of a DARTS genotype (archsearch's or Katib's) with the final-training
-    /// protocol (needs the cargo feature `darts`).
+    /// Train the network of a DARTS genotype (archsearch's or Katib's) as the fixed CNN baseline
+    /// is trained, or with `--set retrain_protocol=final` by the final-training protocol (needs
+    /// the cargo feature `darts`).
     DartsTrain(DartsTrainArgs),
 }
 

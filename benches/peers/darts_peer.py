@@ -164,6 +164,8 @@ def main():
     ap.add_argument("--init-channels", type=int, default=4)
     ap.add_argument("--num-layers", type=int, default=3)
     ap.add_argument("--num-nodes", type=int, default=4)
+    ap.add_argument("--eval", action="store_true",
+                    help="after each epoch, evaluate the supernet (eval mode) on the alpha half and a dev split, as archsearch does; timed apart")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -172,6 +174,8 @@ def main():
     perm = torch.randperm(len(y))
     n_train = int(len(y) * 0.7)  # archsearch's 70 % train split, then halved
     xt, yt = x[perm[:n_train]], y[perm[:n_train]]
+    n_dev = int(len(y) * 0.1)  # archsearch's 10 % dev split
+    xd, yd = x[perm[n_train:n_train + n_dev]], y[perm[n_train:n_train + n_dev]]
     half = n_train // 2
     (xw, yw), (xa, ya) = (xt[:half], yt[:half]), (xt[half:], yt[half:])
     net = Supernet(a.init_channels, a.num_layers, a.num_nodes, 3, 10)
@@ -224,11 +228,20 @@ def main():
             loss.backward()
             nn.utils.clip_grad_norm_(weights, 5.0)
             w_opt.step()
-        print(
+        line = (
             f"epoch {epoch + 1}: {time.time() - start:.2f} s wall, {time.process_time() - cpu:.2f} s CPU "
-            f"({steps} steps, order {a.order}, {a.threads} thread(s))",
-            flush=True,
+            f"({steps} steps, order {a.order}, {a.threads} thread(s))"
         )
+        if a.eval:
+            start, cpu = time.time(), time.process_time()
+            net.eval()
+            with torch.no_grad():
+                for ex, ey in ((xa, ya), (xd, yd)):
+                    for i in range(0, len(ey), 1000):
+                        loss_fn(net(ex[i:i + 1000]), ey[i:i + 1000]).item()
+            net.train()
+            line += f"; evaluation {time.time() - start:.2f} s wall, {time.process_time() - cpu:.2f} s CPU"
+        print(line, flush=True)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory {peak:.0f} MiB")
 

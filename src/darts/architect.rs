@@ -8,7 +8,7 @@
 use tch::{Kind, Tensor};
 
 use super::config::{ALPHA_BETAS, ALPHA_EPS, CLIP_EPS};
-use super::supernet::Supernet;
+use super::supernet::{flatten, views, Supernet};
 
 /// A mini-batch: images and labels.
 pub struct Batch<'a> {
@@ -44,18 +44,22 @@ pub fn second_order(
     val: &Batch,
     unroll: &Unroll,
 ) -> Vec<Tensor> {
+    // Every weight-sized quantity is one flat vector: the unrolled step and the shifts are
+    // a few operations, not a few per parameter.
+    let shapes = net.param_shapes();
     // 1. The unrolled weights, as new leaves.
     let loss = net.loss(w, alphas, train.x, train.y);
     let g = Tensor::run_backward(&[loss], w, false, false);
-    let unrolled: Vec<Tensor> = {
+    let w_flat = {
         let _guard = tch::no_grad_guard();
-        w.iter()
-            .zip(&g)
-            .zip(unroll.momentum_term)
-            .map(|((w, g), m)| w - (m + g + w * unroll.weight_decay) * unroll.xi)
-            .collect()
+        flatten(w)
     };
-    let unrolled: Vec<Tensor> = unrolled
+    let unrolled = {
+        let _guard = tch::no_grad_guard();
+        let m = flatten(unroll.momentum_term);
+        &w_flat - (m + flatten(&g) + &w_flat * unroll.weight_decay) * unroll.xi
+    };
+    let unrolled: Vec<Tensor> = views(&unrolled, &shapes)
         .into_iter()
         .map(|t| t.detach().set_requires_grad(true))
         .collect();
@@ -64,10 +68,13 @@ pub fn second_order(
     let mut inputs: Vec<&Tensor> = alphas.iter().collect();
     inputs.extend(unrolled.iter());
     let mut grads = Tensor::run_backward(&[loss], &inputs, false, false);
-    let dw = grads.split_off(alphas.len());
+    let dw = {
+        let _guard = tch::no_grad_guard();
+        flatten(&grads.split_off(alphas.len()))
+    };
     let dalpha = grads;
     // 3. The Hessian-vector product by central differences.
-    let hessian = hessian_vector(net, w, alphas, train, &dw, unroll.hessian_eps);
+    let hessian = hessian_vector(net, &w_flat, alphas, train, &dw, unroll.hessian_eps);
     let _guard = tch::no_grad_guard();
     dalpha
         .iter()
@@ -77,23 +84,25 @@ pub fn second_order(
 }
 
 /// (grad_alpha L_train(w + eps v, alpha) - grad_alpha L_train(w - eps v, alpha)) / (2 eps),
-/// `eps = scale / ||v||`: the product of the mixed second derivative with `v`.
+/// `eps = scale / ||v||`: the product of the mixed second derivative with `v`; `w` and `v`
+/// are flat vectors of the network's parameters.
 pub fn hessian_vector(
     net: &Supernet,
-    w: &[Tensor],
+    w: &Tensor,
     alphas: &[Tensor],
     train: &Batch,
-    v: &[Tensor],
+    v: &Tensor,
     scale: f64,
 ) -> Vec<Tensor> {
-    let norm = global_norm(v);
+    let shapes = net.param_shapes();
+    let norm = global_norm(std::slice::from_ref(v));
     let eps = scale / norm.max(f64::MIN_POSITIVE);
     let shifted = |sign: f64| -> Vec<Tensor> {
-        let moved: Vec<Tensor> = {
+        let moved = {
             let _guard = tch::no_grad_guard();
-            w.iter().zip(v).map(|(w, v)| w + v * (sign * eps)).collect()
+            w + v * (sign * eps)
         };
-        let loss = net.loss(&moved, alphas, train.x, train.y);
+        let loss = net.loss(&views(&moved, &shapes), alphas, train.x, train.y);
         Tensor::run_backward(&[loss], alphas, false, false)
     };
     let plus = shifted(1.0);
@@ -133,7 +142,8 @@ pub fn clip(grads: &mut [Tensor], max_norm: f64) -> f64 {
 }
 
 /// SGD with momentum and weight decay as PyTorch's (dampening 0, not Nesterov):
-/// `buf = momentum buf + (g + wd w)`, `w -= lr buf`.
+/// `buf = momentum buf + (g + wd w)`, `w -= lr buf`. The search steps the supernet's flat
+/// parameter vector with its flat gradient, so the whole step is a few operations.
 pub struct Sgd {
     pub momentum: f64,
     pub weight_decay: f64,

@@ -55,7 +55,9 @@ pub const CLIP_EPS: f64 = 1e-6; // PyTorch's clip_grad_norm_ divides by norm + t
 // --- After the search ---
 pub const RETRAIN_SEEDS: usize = 3; // trainings of the found genotype (mean and sd of test accuracy)
 pub const RANDOM_GENOTYPES: usize = 5; // random genotypes trained the same way, as the baseline
-pub const RETRAIN_EPOCHS: usize = 30; // epochs of the final-training protocol for these nets (its 200 are for MLPs)
+pub const RETRAIN_EPOCHS: usize = crate::config::TRAIN_EPOCHS; // epochs of each retraining (20: the fixed CNN baseline's)
+pub const RETRAIN_PROTOCOL: &str = "cnn"; // "cnn": the general trainer, as the fixed CNN baseline is trained; "final": the final-training protocol
+pub const RETRAIN_PROTOCOLS: [&str; 2] = ["cnn", "final"]; // the values retrain_protocol takes
 pub const TRAIN_IMAGES: usize = 0; // use only this many training images; 0 = all (tests)
 pub const NEAR_UNIFORM: f64 = 0.05; // an edge whose weights spread (max - min) less than this is near uniform
 pub const NEAR_UNIFORM_SHARE: f64 = 0.5; // warn when more than this share of edges is near uniform

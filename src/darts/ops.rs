@@ -190,6 +190,25 @@ pub struct Bn {
 }
 
 impl Bn {
+    /// A batch norm without scale whose statistics are `bufs[mean]` and `bufs[var]`.
+    pub fn at(mean: usize, var: usize) -> Bn {
+        Bn {
+            scale: None,
+            mean,
+            var,
+        }
+    }
+
+    /// This batch norm's statistics, channels `from..from + len`, appended to `bufs`, as a
+    /// batch norm without scale over them.
+    fn slice(&self, bufs: &mut Vec<Tensor>, from: i64, len: i64) -> Bn {
+        let mean = bufs[self.mean].narrow(0, from, len);
+        let var = bufs[self.var].narrow(0, from, len);
+        bufs.push(mean);
+        bufs.push(var);
+        Bn::at(bufs.len() - 2, bufs.len() - 1)
+    }
+
     pub fn forward(&self, ctx: &Ctx, x: &Tensor) -> Tensor {
         let (weight, bias) = match self.scale {
             Some((w, b)) => (Some(&ctx.w[w]), Some(&ctx.w[b])),
@@ -229,7 +248,7 @@ impl ReluConvBn {
 }
 
 /// ReLU, a depthwise (optionally dilated) convolution, a pointwise one, batch norm.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct DilConv {
     depthwise: usize,
     pointwise: usize,
@@ -262,8 +281,13 @@ impl DilConv {
     }
 
     pub fn forward(&self, ctx: &Ctx, x: &Tensor) -> Tensor {
-        let h = x
-            .relu()
+        self.forward_relu(ctx, &x.relu())
+    }
+
+    /// The forward pass on an input already through the ReLU (shared by the edges and
+    /// operations that read the same node).
+    pub fn forward_relu(&self, ctx: &Ctx, r: &Tensor) -> Tensor {
+        let h = r
             .conv2d(
                 &ctx.w[self.depthwise],
                 None::<&Tensor>,
@@ -286,7 +310,7 @@ impl DilConv {
 
 /// Halves the height and width with two 1x1 stride-2 convolutions, the second shifted by one
 /// pixel, concatenated on channels; ReLU before, batch norm after.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct FactorizedReduce {
     a: usize,
     b: usize,
@@ -303,7 +327,11 @@ impl FactorizedReduce {
     }
 
     pub fn forward(&self, ctx: &Ctx, x: &Tensor) -> Tensor {
-        let h = x.relu();
+        self.forward_relu(ctx, &x.relu())
+    }
+
+    /// The forward pass on an input already through the ReLU.
+    pub fn forward_relu(&self, ctx: &Ctx, h: &Tensor) -> Tensor {
         let size = h.size();
         let (height, width) = (size[2], size[3]);
         let a = h.conv2d(&ctx.w[self.a], None::<&Tensor>, [2, 2], [0, 0], [1, 1], 1);
@@ -325,7 +353,7 @@ impl FactorizedReduce {
 }
 
 /// One operation of a cell edge.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum Op {
     Zero { stride: i64 },
     Pool { max: bool, stride: i64, bn: Bn },
@@ -396,6 +424,11 @@ impl MixedOp {
         MixedOp { ops }
     }
 
+    /// The mixed operation of the given operations, by primitive index.
+    pub fn from_ops(ops: Vec<(usize, Op)>) -> MixedOp {
+        MixedOp { ops }
+    }
+
     /// `weights`: this edge's softmax weights, one per primitive.
     pub fn forward(&self, ctx: &Ctx, x: &Tensor, weights: &Tensor) -> Tensor {
         let mut sum: Option<Tensor> = None;
@@ -407,6 +440,221 @@ impl MixedOp {
             });
         }
         sum.unwrap_or_else(|| x.zeros_like())
+    }
+}
+
+/// Rows `from..from + len` of parameter `index`, appended to `w`; returns their index.
+fn rows(w: &mut Vec<Tensor>, index: usize, from: i64, len: i64) -> usize {
+    let t = w[index].narrow(0, from, len);
+    w.push(t);
+    w.len() - 1
+}
+
+/// ReLU (done by the caller), a depthwise convolution and a pointwise one, batch norm, for
+/// the `edges` edges leaving one node at once: the input's ReLU repeated once per edge
+/// (channels edge by edge), the depthwise convolution with one group per channel, the
+/// pointwise one with one group per edge, batch norm over every channel. Each edge has its
+/// own weights (its rows of the grouped ones) and its own statistics (batch norm works per
+/// channel), so this computes what `edges` separate `DilConv`s compute, in three operations.
+#[derive(Clone, Debug)]
+pub struct GroupedDil {
+    depthwise: usize,
+    pointwise: usize,
+    bn: Bn,
+    edges: i64,
+    c: i64,
+    stride: i64,
+    padding: i64,
+    dilation: i64,
+}
+
+impl GroupedDil {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        b: &mut Builder,
+        edges: i64,
+        c: i64,
+        k: i64,
+        stride: i64,
+        padding: i64,
+        dilation: i64,
+    ) -> GroupedDil {
+        GroupedDil {
+            depthwise: b.conv(edges * c, 1, k),
+            pointwise: b.conv(edges * c, c, 1),
+            bn: b.bn(edges * c, false),
+            edges,
+            c,
+            stride,
+            padding,
+            dilation,
+        }
+    }
+
+    /// `r`: the ReLU of the input, `[n, edges x c, h, w]`, edge by edge.
+    pub fn forward_relu(&self, ctx: &Ctx, r: &Tensor) -> Tensor {
+        let h = r
+            .conv2d(
+                &ctx.w[self.depthwise],
+                None::<&Tensor>,
+                [self.stride, self.stride],
+                [self.padding, self.padding],
+                [self.dilation, self.dilation],
+                self.edges * self.c,
+            )
+            .conv2d(
+                &ctx.w[self.pointwise],
+                None::<&Tensor>,
+                [1, 1],
+                [0, 0],
+                [1, 1],
+                self.edges,
+            );
+        self.bn.forward(ctx, &h)
+    }
+
+    /// Edge `e`'s own `DilConv`, its weights and statistics appended to `w` and `bufs` as
+    /// views of the grouped ones.
+    fn edge(&self, e: i64, w: &mut Vec<Tensor>, bufs: &mut Vec<Tensor>) -> DilConv {
+        DilConv {
+            depthwise: rows(w, self.depthwise, e * self.c, self.c),
+            pointwise: rows(w, self.pointwise, e * self.c, self.c),
+            bn: self.bn.slice(bufs, e * self.c, self.c),
+            c: self.c,
+            stride: self.stride,
+            padding: self.padding,
+            dilation: self.dilation,
+        }
+    }
+}
+
+/// The factorized reduce (the skip connection at stride 2) of the `edges` edges leaving one
+/// node at once: both halves' 1x1 convolutions for every edge in one convolution each, the
+/// halves interleaved edge by edge, one batch norm.
+#[derive(Clone, Debug)]
+pub struct GroupedReduce {
+    a: usize,
+    b: usize,
+    bn: Bn,
+    edges: i64,
+    c: i64,
+}
+
+impl GroupedReduce {
+    pub fn new(b: &mut Builder, edges: i64, c: i64) -> GroupedReduce {
+        GroupedReduce {
+            a: b.conv(edges * (c / 2), c, 1),
+            b: b.conv(edges * (c - c / 2), c, 1),
+            bn: b.bn(edges * c, false),
+            edges,
+            c,
+        }
+    }
+
+    /// `h`: the ReLU of the input, `[n, c, h, w]` (not repeated).
+    pub fn forward_relu(&self, ctx: &Ctx, h: &Tensor) -> Tensor {
+        let size = h.size();
+        let (n, height, width) = (size[0], size[2], size[3]);
+        let a = h.conv2d(&ctx.w[self.a], None::<&Tensor>, [2, 2], [0, 0], [1, 1], 1);
+        let shifted = if height > 1 && width > 1 {
+            h.narrow(2, 1, height - 1).narrow(3, 1, width - 1)
+        } else {
+            h.shallow_clone()
+        };
+        let b = shifted.conv2d(&ctx.w[self.b], None::<&Tensor>, [2, 2], [0, 0], [1, 1], 1);
+        let b = if b.size()[2..] != a.size()[2..] {
+            let (da, db) = (a.size(), b.size());
+            b.constant_pad_nd([0, da[3] - db[3], 0, da[2] - db[2]])
+        } else {
+            b
+        };
+        let (oh, ow) = (a.size()[2], a.size()[3]);
+        let half = self.c / 2;
+        let both = Tensor::cat(
+            &[
+                a.view([n, self.edges, half, oh, ow]),
+                b.view([n, self.edges, self.c - half, oh, ow]),
+            ],
+            2,
+        )
+        .view([n, self.edges * self.c, oh, ow]);
+        self.bn.forward(ctx, &both)
+    }
+
+    /// Edge `e`'s own `FactorizedReduce` over views of the grouped weights and statistics.
+    fn edge(&self, e: i64, w: &mut Vec<Tensor>, bufs: &mut Vec<Tensor>) -> FactorizedReduce {
+        let half = self.c / 2;
+        FactorizedReduce {
+            a: rows(w, self.a, e * half, half),
+            b: rows(w, self.b, e * (self.c - half), self.c - half),
+            bn: self.bn.slice(bufs, e * self.c, self.c),
+        }
+    }
+}
+
+/// One primitive on every edge leaving a node, computed once for them all: the
+/// parameter-free ones (pools with their batch norm, identity) give the same output on every
+/// edge (batch norm without scale, same input, same statistics) and are computed once; the
+/// others are grouped by edge.
+#[derive(Clone, Debug)]
+pub enum Grouped {
+    /// One output shared by every edge.
+    Shared(Op),
+    Dil(GroupedDil),
+    Sep(GroupedDil, GroupedDil),
+    Reduce(GroupedReduce),
+}
+
+impl Grouped {
+    /// The primitive on `c` channels for `edges` edges with this stride.
+    pub fn build(b: &mut Builder, p: Primitive, edges: i64, c: i64, stride: i64) -> Grouped {
+        let sep = |b: &mut Builder, k: i64| {
+            Grouped::Sep(
+                GroupedDil::new(b, edges, c, k, stride, k / 2, 1),
+                GroupedDil::new(b, edges, c, k, 1, k / 2, 1),
+            )
+        };
+        match p {
+            Primitive::SepConv3 => sep(b, 3),
+            Primitive::SepConv5 => sep(b, 5),
+            Primitive::DilConv3 => Grouped::Dil(GroupedDil::new(b, edges, c, 3, stride, 2, 2)),
+            Primitive::DilConv5 => Grouped::Dil(GroupedDil::new(b, edges, c, 5, stride, 4, 2)),
+            Primitive::Skip if stride != 1 => Grouped::Reduce(GroupedReduce::new(b, edges, c)),
+            _ => Grouped::Shared(p.build(b, c, stride, false)),
+        }
+    }
+
+    /// True when the output holds every edge's channels, edge by edge (false: one output
+    /// for all edges).
+    pub fn per_edge(&self) -> bool {
+        !matches!(self, Grouped::Shared(_))
+    }
+
+    /// True when the operation reads the repeated ReLU of the input.
+    pub fn reads_repeated(&self) -> bool {
+        matches!(self, Grouped::Dil(_) | Grouped::Sep(..))
+    }
+
+    /// The output on input `x`, given its ReLU `relu` and that ReLU repeated once per edge
+    /// `repeated` (either may be unused).
+    pub fn forward(&self, ctx: &Ctx, x: &Tensor, relu: &Tensor, repeated: &Tensor) -> Tensor {
+        match self {
+            Grouped::Shared(op) => op.forward(ctx, x),
+            Grouped::Dil(d) => d.forward_relu(ctx, repeated),
+            Grouped::Sep(a, b) => b.forward_relu(ctx, &a.forward_relu(ctx, repeated).relu()),
+            Grouped::Reduce(r) => r.forward_relu(ctx, relu),
+        }
+    }
+
+    /// Edge `e`'s own operation, over views of the grouped weights and statistics appended to
+    /// `w` and `bufs` (a shared operation is itself).
+    pub fn edge(&self, e: i64, w: &mut Vec<Tensor>, bufs: &mut Vec<Tensor>) -> Op {
+        match self {
+            Grouped::Shared(op) => op.clone(),
+            Grouped::Dil(d) => Op::Dil(d.edge(e, w, bufs)),
+            Grouped::Sep(a, b) => Op::Sep(a.edge(e, w, bufs), b.edge(e, w, bufs)),
+            Grouped::Reduce(r) => Op::Reduce(r.edge(e, w, bufs)),
+        }
     }
 }
 

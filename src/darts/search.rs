@@ -2,8 +2,8 @@
 //! weights learning on the first half (SGD, cosine schedule per epoch, clipping) and alphas on
 //! the second (Adam), one alpha step then one weight step per pair of mini-batches; per epoch a
 //! row of rollouts.csv, every alpha in alphas.csv, the genotype and a checkpoint. After the
-//! search, the found genotype and as many random ones are trained with the final-training
-//! protocol; summary.json compares them.
+//! search, the found genotype and as many random ones are retrained (by default as the fixed
+//! CNN baseline is trained); summary.json compares them.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -21,7 +21,7 @@ use super::discrete::DiscreteNet;
 use super::genotype::{self, Genotype};
 use super::plots;
 use super::settings::DartsSettings;
-use super::supernet::{cross_entropy, edges, Supernet};
+use super::supernet::{cross_entropy, edges, flatten, Supernet};
 use crate::config::{DataSettings, FinalSettings, TrainerSettings};
 use crate::data::{self, Splits};
 use crate::error::{UsageError, EXIT_INTERRUPTED};
@@ -144,6 +144,16 @@ pub struct EpochRecord {
     pub dev_accuracy: f64,
     pub w_lr: f64,
     pub seconds: f64,
+    /// The bilevel steps alone (the part a plain DARTS script times), wall and CPU seconds.
+    #[serde(default)]
+    pub step_seconds: f64,
+    #[serde(default)]
+    pub step_cpu_seconds: f64,
+    /// The evaluation of the supernet on the validation half and the dev split, wall and CPU.
+    #[serde(default)]
+    pub eval_seconds: f64,
+    #[serde(default)]
+    pub eval_cpu_seconds: f64,
     pub genotype: String,
     /// Softmax weights `[kind][edge][primitive]` after the epoch.
     pub weights: Vec<Vec<Vec<f64>>>,
@@ -182,7 +192,7 @@ struct State {
 fn named_tensors<'a>(net: &'a Supernet, sgd: &'a Sgd, adam: &'a Adam) -> Vec<(String, &'a Tensor)> {
     let mut out = Vec::new();
     let groups: [(&str, &[Tensor]); 6] = [
-        ("p", &net.params),
+        ("w", std::slice::from_ref(&net.flat)),
         ("b", &net.buffers),
         ("a", &net.alphas),
         ("s", &sgd.buffers),
@@ -282,6 +292,41 @@ fn batch_lengths(n: usize, batch: usize) -> Vec<usize> {
     lengths
 }
 
+/// CPU seconds this process has used (user and system, every thread).
+pub fn cpu_seconds() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec through a valid pointer.
+    let ok = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) } == 0;
+    if ok {
+        ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+    } else {
+        0.0
+    }
+}
+
+/// Means of the epochs' timings, leaving out the first epoch (warm-up) when there are more.
+fn timing(history: &[EpochRecord]) -> serde_json::Value {
+    let kept = if history.len() > 1 {
+        &history[1..]
+    } else {
+        history
+    };
+    let mean =
+        |f: fn(&EpochRecord) -> f64| kept.iter().map(f).sum::<f64>() / kept.len().max(1) as f64;
+    serde_json::json!({
+        "epochs_averaged": kept.len(),
+        "first_epoch_left_out": history.len() > 1,
+        "step_seconds": mean(|r| r.step_seconds),
+        "step_cpu_seconds": mean(|r| r.step_cpu_seconds),
+        "eval_seconds": mean(|r| r.eval_seconds),
+        "eval_cpu_seconds": mean(|r| r.eval_cpu_seconds),
+        "seconds": mean(|r| r.seconds),
+    })
+}
+
 /// Peak resident memory of this process in MiB (VmHWM), where the system reports it.
 pub fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -290,17 +335,26 @@ pub fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-/// The final-training protocol for these networks: its settings, its epochs set by
-/// `retrain_epochs`.
-pub fn final_trainer(settings: &DartsSettings) -> TrainerSettings {
-    let fs = FinalSettings {
-        max_epochs: settings.retrain_epochs,
-        ..FinalSettings::default()
-    };
-    fs.trainer(fs.lr, fs.batch_size)
+/// How the discrete networks are retrained, by `retrain_protocol`: "cnn", the general
+/// trainer's settings (SGD with Nesterov momentum, cosine, weight decay, clipping, the best
+/// dev epoch kept), as the fixed CNN baseline is trained, so the two accuracies compare; or
+/// "final", the final-training protocol. Either for `retrain_epochs` epochs.
+pub fn retrainer(settings: &DartsSettings) -> TrainerSettings {
+    if settings.retrain_protocol == "final" {
+        let fs = FinalSettings {
+            max_epochs: settings.retrain_epochs,
+            ..FinalSettings::default()
+        };
+        fs.trainer(fs.lr, fs.batch_size)
+    } else {
+        TrainerSettings {
+            epochs: settings.retrain_epochs,
+            ..TrainerSettings::default()
+        }
+    }
 }
 
-/// Trains the discrete network of `genotype` once with the final-training protocol.
+/// Trains the discrete network of `genotype` once with the protocol `retrainer` gives.
 pub fn retrain(
     genotype: &Genotype,
     settings: &DartsSettings,
@@ -310,7 +364,7 @@ pub fn retrain(
     stop: &AtomicBool,
 ) -> Result<Option<Retrained>> {
     let started = Instant::now();
-    let trainer = final_trainer(settings);
+    let trainer = retrainer(settings);
     let in_c = data.input_shape()[0];
     let classes = data.n_classes as i64;
     let build = |p: &tch::nn::Path| {
@@ -431,7 +485,9 @@ fn search(
     let in_c = data.input_shape()[0];
     let classes = data.n_classes as i64;
     let net = Supernet::new(&s, in_c, classes, state.seed, device);
-    let mut sgd = Sgd::new(&net.params, s.w_momentum, s.w_weight_decay);
+    // The weights step as one flat vector (the parameters are views of it).
+    let flat = std::slice::from_ref(&net.flat);
+    let mut sgd = Sgd::new(flat, s.w_momentum, s.w_weight_decay);
     let mut adam = Adam::new(&net.alphas, s.alpha_weight_decay);
     let primitives = net.primitives.clone();
     let edge_list = edges(s.num_nodes);
@@ -491,6 +547,7 @@ fn search(
     while state.epochs_done < s.num_epochs {
         let epoch = state.epochs_done;
         let started = Instant::now();
+        let cpu_started = cpu_seconds();
         let lr = crate::nn::train::cosine_lr(s.w_lr, s.w_lr_min, epoch, s.num_epochs);
         let order_w = permutation(half as usize, &mut state.rng, device);
         let order_a = permutation((n - half) as usize, &mut state.rng, device);
@@ -538,7 +595,8 @@ fn search(
             let logits = net.forward(&net.params, Some(&net.buffers), &net.alphas, &xt, true);
             let loss = cross_entropy(&logits, &yt);
             let value = loss.double_value(&[]);
-            let mut grads = Tensor::run_backward(&[loss], &net.params, false, false);
+            let grads = Tensor::run_backward(&[loss], &net.params, false, false);
+            let mut grads = [flatten(&grads)];
             let norm = clip(&mut grads, s.w_grad_clip);
             if !value.is_finite() || !norm.is_finite() {
                 return Err(anyhow::anyhow!(
@@ -548,7 +606,7 @@ fn search(
                     s.alpha_lr
                 ));
             }
-            sgd.step(&net.params, &grads, lr);
+            sgd.step(flat, &grads, lr);
             loss_sum += value * lw[step] as f64;
             seen += lw[step];
             correct += logits
@@ -569,8 +627,15 @@ fn search(
                 );
             }
         }
+        let (step_seconds, step_cpu_seconds) =
+            (started.elapsed().as_secs_f64(), cpu_seconds() - cpu_started);
+        let (eval_started, eval_cpu_started) = (Instant::now(), cpu_seconds());
         let (val_loss, val_accuracy) = evaluate(&net, &xa, &ya, eval_batch);
         let (dev_loss, dev_accuracy) = evaluate(&net, &data.dev.x, &data.dev.y, eval_batch);
+        let (eval_seconds, eval_cpu_seconds) = (
+            eval_started.elapsed().as_secs_f64(),
+            cpu_seconds() - eval_cpu_started,
+        );
         let weights = net.weights();
         let g = genotype::derive(&weights, &primitives, s.num_nodes);
         let record = EpochRecord {
@@ -583,6 +648,10 @@ fn search(
             dev_accuracy,
             w_lr: lr,
             seconds: started.elapsed().as_secs_f64(),
+            step_seconds,
+            step_cpu_seconds,
+            eval_seconds,
+            eval_cpu_seconds,
             genotype: g.to_string(),
             weights: weights.clone(),
         };
@@ -809,6 +878,7 @@ fn write_summary(state: &State, found: &Genotype, dir: &Path) -> Result<()> {
         "epochs": state.epochs_done,
         "search_seconds": state.search_seconds,
         "seconds_per_epoch": state.search_seconds / state.epochs_done.max(1) as f64,
+        "epoch_timing": timing(&state.history),
         "genotype": found.to_string(),
         "katib_line": found.katib_line(),
         "supernet_last_epoch": last.map(|r| serde_json::json!({
@@ -830,7 +900,11 @@ fn write_summary(state: &State, found: &Genotype, dir: &Path) -> Result<()> {
             "of": edges_total,
         },
         "retrained": {
-            "protocol": "final training (nn::final_training's settings, epochs = retrain_epochs)",
+            "protocol": if s.retrain_protocol == "final" {
+                "final training (the final-training protocol's settings, epochs = retrain_epochs)"
+            } else {
+                "cnn (the general trainer's settings, as the fixed CNN baseline is trained; epochs = retrain_epochs)"
+            },
             "darts": { "test_accuracy_mean": dm, "test_accuracy_sd": dsd, "runs": darts },
             "random": { "test_accuracy_mean": rm, "test_accuracy_sd": rsd, "runs": random },
             "darts_minus_random": if darts.is_empty() || random.is_empty() { None } else { Some(dm - rm) },
@@ -853,8 +927,8 @@ pub struct TrainOptions {
     pub quiet: bool,
 }
 
-/// `archsearch darts-train`: the discrete network of a genotype, trained with the
-/// final-training protocol over `retrain_seeds` seeds; prints each test accuracy and the mean.
+/// `archsearch darts-train`: the discrete network of a genotype, trained with the retraining
+/// protocol (`retrainer`) over `retrain_seeds` seeds; prints each test accuracy and the mean.
 pub fn train_genotype(opts: &TrainOptions) -> Result<i32> {
     let stop = Stop::on_signals()?;
     let device = outdir::parse_device(&opts.device)?;
@@ -911,12 +985,28 @@ mod tests {
     }
 
     #[test]
-    fn the_final_training_follows_the_protocol_with_darts_epochs() {
+    fn the_retraining_follows_the_chosen_protocol_with_darts_epochs() {
         let s = DartsSettings {
             retrain_epochs: 7,
             ..DartsSettings::default()
         };
-        let t = final_trainer(&s);
+        // The default: the general trainer, as the fixed CNN baseline is trained.
+        let t = retrainer(&s);
+        let general = TrainerSettings::default();
+        assert_eq!(t.epochs, 7);
+        assert_eq!(
+            TrainerSettings {
+                epochs: 7,
+                ..general.clone()
+            },
+            t
+        );
+        assert_eq!(DartsSettings::default().retrain_epochs, general.epochs);
+        let s = DartsSettings {
+            retrain_protocol: "final".into(),
+            ..s
+        };
+        let t = retrainer(&s);
         let fs = FinalSettings::default();
         assert_eq!((t.epochs, t.lr, t.batch_size), (7, fs.lr, fs.batch_size));
         assert!(t.keep_best);

@@ -36,6 +36,10 @@ pub struct DartsSettings {
     pub retrain_seeds: usize,
     pub random_genotypes: usize,
     pub retrain_epochs: usize,
+    /// How the found and random genotypes are retrained: "cnn" (the general trainer's
+    /// settings, the fixed CNN baseline's protocol) or "final" (the final-training protocol).
+    #[serde(default = "retrain_protocol_default")]
+    pub retrain_protocol: String,
     /// Use only this many training images (0 = all).
     pub train_images: usize,
 }
@@ -62,9 +66,14 @@ impl Default for DartsSettings {
             retrain_seeds: RETRAIN_SEEDS,
             random_genotypes: RANDOM_GENOTYPES,
             retrain_epochs: RETRAIN_EPOCHS,
+            retrain_protocol: RETRAIN_PROTOCOL.to_string(),
             train_images: TRAIN_IMAGES,
         }
     }
+}
+
+fn retrain_protocol_default() -> String {
+    RETRAIN_PROTOCOL.to_string()
 }
 
 /// Keys Katib sends that archsearch has no use for (data-loader workers).
@@ -171,6 +180,7 @@ impl DartsSettings {
             "retrain_seeds",
             "random_genotypes",
             "retrain_epochs",
+            "retrain_protocol",
             "train_images",
         ]);
         keys
@@ -185,6 +195,11 @@ impl DartsSettings {
             ))
         })?;
         let key = key.trim();
+        if key == "retrain_protocol" {
+            self.retrain_protocol = value.trim().to_string();
+            return check_protocol(&self.retrain_protocol)
+                .map_err(|e| UsageError::new(format!("{source}: {e}")));
+        }
         if key == "search_space" {
             self.search_space =
                 parse_search_space(value).map_err(|e| UsageError::new(format!("{source}: {e}")))?;
@@ -296,7 +311,20 @@ impl DartsSettings {
             ));
         }
         check_search_space(&self.search_space).map_err(UsageError::new)?;
+        check_protocol(&self.retrain_protocol).map_err(UsageError::new)?;
         Ok(())
+    }
+}
+
+/// `retrain_protocol` is one of `RETRAIN_PROTOCOLS`.
+fn check_protocol(value: &str) -> Result<(), String> {
+    if RETRAIN_PROTOCOLS.contains(&value) {
+        Ok(())
+    } else {
+        Err(format!(
+            "retrain_protocol is {} (cnn: the general trainer, as the fixed CNN baseline; final: the final-training protocol), got `{value}`",
+            RETRAIN_PROTOCOLS.join(" or ")
+        ))
     }
 }
 
@@ -467,6 +495,14 @@ mod tests {
         assert!(s.set("order=3").unwrap_err().0.contains("order"));
         assert!(s.set("alpha_lr=fast").unwrap_err().0.contains("alpha_lr"));
         assert!(s.set("nope=1").unwrap_err().0.contains("nope"));
+        assert_eq!(s.retrain_protocol, "cnn");
+        s.set("retrain_protocol=final").unwrap();
+        assert_eq!(s.retrain_protocol, "final");
+        let e = s.set("retrain_protocol=adam").unwrap_err().0;
+        assert!(
+            e.contains("retrain_protocol") && e.contains("cnn or final"),
+            "{e}"
+        );
         let zero = DartsSettings {
             num_layers: 0,
             ..DartsSettings::default()

@@ -234,6 +234,21 @@ fn build_rows(dir: &std::path::Path) -> Vec<Vec<String>> {
 }
 
 /// Asserts that `run` was refused with exit code 2 and a message containing `needle`.
+/// Runs `archsearch cells ARGS` and kills it (SIGKILL) once its stderr shows `text`.
+fn kill_after(args: &[&str], text: &str) {
+    let mut child = common::bin()
+        .arg("cells")
+        .args(args)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = common::stderr_lines(&mut child);
+    common::wait_for(&lines, text);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 fn assert_refused(run: &std::process::Output, what: &str, needle: &str) {
     let err = common::stderr(run);
     assert_eq!(run.status.code(), Some(2), "{what}: {err}");
@@ -260,19 +275,8 @@ fn a_tiny_build_writes_every_file_and_a_killed_build_resumes_to_the_same_rows() 
 
     // Killed after the first tenth of its trainings, then resumed: the same rows (seconds aside).
     let killed = tmp.path().join("killed");
-    let mut child = common::bin()
-        .arg("cells")
-        .args(args)
-        .arg("--out")
-        .arg(&killed)
-        .stderr(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let lines = common::stderr_lines(&mut child);
-    common::wait_for(&lines, "trainings  last");
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let out = ["--out", killed.to_str().unwrap()];
+    kill_after(&[&args[..], &out].concat(), "trainings  last");
     assert!(
         !killed.join("table.csv.gz").exists(),
         "the kill came after the end"
@@ -366,18 +370,22 @@ fn cells_proxies_scores_rank_and_searches_on_a_toy_table() {
 
     // Killed after some classes, then resumed: the same scores as the run in one go.
     let killed = tmp.path().join("killed");
-    let mut child = common::bin()
-        .args(["cells", "proxies", "--table", table.to_str().unwrap()])
-        .args(["--limit", "24", "--seeds", "3", "--batch", "16", "--out"])
-        .arg(&killed)
-        .stderr(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let lines = common::stderr_lines(&mut child);
-    common::wait_for(&lines, "/24 cells");
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_after(
+        &[
+            "proxies",
+            "--table",
+            table.to_str().unwrap(),
+            "--limit",
+            "24",
+            "--seeds",
+            "3",
+            "--batch",
+            "16",
+            "--out",
+            killed.to_str().unwrap(),
+        ],
+        "/24 cells",
+    );
     assert!(
         !killed.join("proxies.csv").exists(),
         "the kill came after the end"

@@ -60,6 +60,17 @@ struct State {
     limit: Option<usize>,
 }
 
+/// The columns of scores.csv: `RawRow`'s fields.
+const RAW_HEADER: [&str; 7] = [
+    "cell",
+    "synflow",
+    "snip",
+    "grad_norm",
+    "naswot",
+    "jacob_cov",
+    "seconds",
+];
+
 /// One class's proxies as scored, before `combined` (which needs every class).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct RawRow {
@@ -346,18 +357,10 @@ fn read_raw(path: &Path) -> Result<Vec<RawRow>> {
 
 /// Writes scores.csv anew with `rows` (a header and the complete rows; a torn one is gone).
 fn rewrite_raw(path: &Path, rows: &[RawRow]) -> Result<()> {
-    let mut csv = csv::Writer::from_writer(Vec::new());
-    if rows.is_empty() {
-        csv.write_record([
-            "cell",
-            "synflow",
-            "snip",
-            "grad_norm",
-            "naswot",
-            "jacob_cov",
-            "seconds",
-        ])?;
-    }
+    let mut csv = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::new());
+    csv.write_record(RAW_HEADER)?;
     for row in rows {
         csv.serialize(row)?;
     }

@@ -332,24 +332,31 @@ impl FactorizedReduce {
 
     /// The forward pass on an input already through the ReLU.
     pub fn forward_relu(&self, ctx: &Ctx, h: &Tensor) -> Tensor {
-        let size = h.size();
-        let (height, width) = (size[2], size[3]);
-        let a = h.conv2d(&ctx.w[self.a], None::<&Tensor>, [2, 2], [0, 0], [1, 1], 1);
-        // The shifted half; on a single row or column, pad so both halves keep one size.
-        let shifted = if height > 1 && width > 1 {
-            h.narrow(2, 1, height - 1).narrow(3, 1, width - 1)
-        } else {
-            h.shallow_clone()
-        };
-        let b = shifted.conv2d(&ctx.w[self.b], None::<&Tensor>, [2, 2], [0, 0], [1, 1], 1);
-        let b = if b.size()[2..] != a.size()[2..] {
-            let (da, db) = (a.size(), b.size());
-            b.constant_pad_nd([0, da[3] - db[3], 0, da[2] - db[2]])
-        } else {
-            b
-        };
+        let (a, b) = reduce_halves(h, &ctx.w[self.a], &ctx.w[self.b]);
         self.bn.forward(ctx, &Tensor::cat(&[a, b], 1))
     }
+}
+
+/// The two halves of a factorized reduce of `h` (already through the ReLU): 1x1 convolutions
+/// `wa` and `wb` at stride 2 (one edge's, or every edge's stacked), the second on `h` shifted by one pixel; on a
+/// single row or column the second is padded so both halves keep one size.
+fn reduce_halves(h: &Tensor, wa: &Tensor, wb: &Tensor) -> (Tensor, Tensor) {
+    let size = h.size();
+    let (height, width) = (size[2], size[3]);
+    let a = h.conv2d(wa, None::<&Tensor>, [2, 2], [0, 0], [1, 1], 1);
+    let shifted = if height > 1 && width > 1 {
+        h.narrow(2, 1, height - 1).narrow(3, 1, width - 1)
+    } else {
+        h.shallow_clone()
+    };
+    let b = shifted.conv2d(wb, None::<&Tensor>, [2, 2], [0, 0], [1, 1], 1);
+    let b = if b.size()[2..] != a.size()[2..] {
+        let (da, db) = (a.size(), b.size());
+        b.constant_pad_nd([0, da[3] - db[3], 0, da[2] - db[2]])
+    } else {
+        b
+    };
+    (a, b)
 }
 
 /// One operation of a cell edge.
@@ -553,21 +560,8 @@ impl GroupedReduce {
 
     /// `h`: the ReLU of the input, `[n, c, h, w]` (not repeated).
     pub fn forward_relu(&self, ctx: &Ctx, h: &Tensor) -> Tensor {
-        let size = h.size();
-        let (n, height, width) = (size[0], size[2], size[3]);
-        let a = h.conv2d(&ctx.w[self.a], None::<&Tensor>, [2, 2], [0, 0], [1, 1], 1);
-        let shifted = if height > 1 && width > 1 {
-            h.narrow(2, 1, height - 1).narrow(3, 1, width - 1)
-        } else {
-            h.shallow_clone()
-        };
-        let b = shifted.conv2d(&ctx.w[self.b], None::<&Tensor>, [2, 2], [0, 0], [1, 1], 1);
-        let b = if b.size()[2..] != a.size()[2..] {
-            let (da, db) = (a.size(), b.size());
-            b.constant_pad_nd([0, da[3] - db[3], 0, da[2] - db[2]])
-        } else {
-            b
-        };
+        let n = h.size()[0];
+        let (a, b) = reduce_halves(h, &ctx.w[self.a], &ctx.w[self.b]);
         let (oh, ow) = (a.size()[2], a.size()[3]);
         let half = self.c / 2;
         let both = Tensor::cat(

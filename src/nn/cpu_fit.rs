@@ -194,10 +194,9 @@ mod tests {
     use super::*;
     use crate::config::FinalSettings;
     use crate::data::{make_moons, split};
+    use crate::nn::cpu_mlp::tests::{random_specs, relative};
     use crate::nn::final_training::{train_once, FinalJob};
     use crate::nn::mlp::{Activation, Layer, MlpSpec, ACTIVATIONS};
-    use crate::space::{MlpSpace, SearchSpace};
-    use rand::RngExt;
 
     fn splits() -> crate::data::Splits {
         split(&make_moons(1000, 0.2, 0), 0.7, 0.1)
@@ -205,25 +204,6 @@ mod tests {
 
     fn moons() -> TrainData {
         TrainData::new(&splits(), Device::Cpu)
-    }
-
-    /// `n` architectures of the half-moon space, every action drawn uniformly.
-    fn random_specs(n: usize, seed: u64) -> Vec<MlpSpec> {
-        let space = MlpSpace::new(&crate::config::Settings::default());
-        let mut rng = Pcg64::seed_from_u64(seed);
-        (0..n)
-            .map(|_| {
-                let mut d = Vec::new();
-                while !space.is_complete(&d) {
-                    d.push(rng.random_range(0..space.vocabulary()));
-                }
-                crate::space::halfmoon::mlp_spec(&d, 2, 2)
-            })
-            .collect()
-    }
-
-    fn relative(a: f64, b: f64) -> f64 {
-        (a - b).abs() / a.abs().max(b.abs()).max(1e-30)
     }
 
     /// The kernel's training of `job` with `seed`, as `final_training` runs it.

@@ -1225,7 +1225,7 @@ fn act_cost(a: Activation, backward: bool) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::data::{make_moons, split};
     use crate::nn::mlp::Activation::*;
@@ -1245,7 +1245,7 @@ mod tests {
     }
 
     /// `n` architectures of the half-moon space, every action drawn uniformly.
-    fn random_specs(n: usize, seed: u64) -> Vec<MlpSpec> {
+    pub(crate) fn random_specs(n: usize, seed: u64) -> Vec<MlpSpec> {
         let space = MlpSpace::new(&crate::config::Settings::default());
         let mut rng = Pcg64::seed_from_u64(seed);
         (0..n)
@@ -1259,7 +1259,7 @@ mod tests {
             .collect()
     }
 
-    fn relative(a: f64, b: f64) -> f64 {
+    pub(crate) fn relative(a: f64, b: f64) -> f64 {
         (a - b).abs() / a.abs().max(b.abs()).max(1e-30)
     }
 

@@ -269,7 +269,6 @@ impl TchController {
                 advantages.len()
             ));
         }
-        let k = sequences.len() as i64;
         let t_max = sequences.iter().map(Vec::len).max().unwrap_or(0);
         if t_max == 0 {
             return Ok(UpdateStats {
@@ -280,76 +279,7 @@ impl TchController {
         if let Some(a) = advantages.iter().find(|a| !a.is_finite()) {
             return Err(format!("an advantage is {a}"));
         }
-        let w = self.views();
-        let mut h = Tensor::zeros([k, self.hidden as i64], (Kind::Float, self.device));
-        let mut previous: Option<Tensor> = None;
-        let mut total = Tensor::zeros([k], (Kind::Float, self.device));
-        let mut entropy_sum = 0.0;
-        let mut decisions = 0usize;
-        for t in 0..t_max {
-            let (logits, h_next) = self.step(&w, previous.as_ref(), &h, k);
-            h = h_next;
-            let actions: Vec<i64> = sequences
-                .iter()
-                .map(|s| s.get(t).copied().unwrap_or(0) as i64)
-                .collect();
-            let actions = Tensor::from_slice(&actions).to_device(self.device);
-            // Options the space did not offer at this step get (almost) zero probability, as
-            // when they were sampled.
-            let v = self.vocabulary;
-            let limits: Vec<usize> = sequences
-                .iter()
-                .map(|s| {
-                    if t < s.len() {
-                        space.options_at(&s[..t])
-                    } else {
-                        v
-                    }
-                })
-                .collect();
-            let logits = if limits.iter().any(|&o| o < v) {
-                let mask: Vec<f32> = limits
-                    .iter()
-                    .flat_map(|&o| (0..v).map(move |a| if a < o { 0.0 } else { -1e9 }))
-                    .collect();
-                logits
-                    + Tensor::from_slice(&mask)
-                        .view([k, v as i64])
-                        .to_device(self.device)
-            } else {
-                logits
-            };
-            let log_probs = logits.log_softmax(1, Kind::Float); // [k, v]
-            let chosen = log_probs
-                .gather(1, &actions.unsqueeze(1), false)
-                .squeeze_dim(1); // [k]
-            let entropy = -(log_probs.exp() * &log_probs).sum_dim_intlist(1, false, Kind::Float); // [k]
-                                                                                                  // Per sequence: the weight of this step's log-probability, and whether it exists.
-            let mut weights = Vec::with_capacity(k as usize);
-            let mut present = Vec::with_capacity(k as usize);
-            for (s, &a) in sequences.iter().zip(advantages) {
-                let len = s.len();
-                if t < len {
-                    weights.push((gamma.powi((len - t) as i32) * a / len as f64) as f32);
-                    present.push(1.0 / len as f32);
-                } else {
-                    weights.push(0.0);
-                    present.push(0.0);
-                }
-            }
-            let weights = Tensor::from_slice(&weights).to_device(self.device);
-            let present = Tensor::from_slice(&present).to_device(self.device);
-            total = total - &chosen * &weights - &entropy * &present * beta;
-            let entropies: Vec<f32> = Vec::try_from(entropy.detach()).expect("entropies");
-            for (s, e) in sequences.iter().zip(entropies) {
-                if t < s.len() {
-                    entropy_sum += e as f64;
-                    decisions += 1;
-                }
-            }
-            previous = Some(actions);
-        }
-        let loss = total.mean(Kind::Float);
+        let (loss, entropy) = self.loss(space, sequences, advantages, beta, gamma);
         let loss_value = loss.double_value(&[]);
         if !loss_value.is_finite() {
             return Err(format!("the loss is {loss_value}"));
@@ -372,7 +302,7 @@ impl TchController {
         }
         Ok(UpdateStats {
             loss: loss_value,
-            entropy: entropy_sum / decisions.max(1) as f64,
+            entropy,
         })
     }
 }

@@ -590,7 +590,7 @@ fn stopped_mid_batch_by_sigterm_and_resumed_it_is_the_same_search() {
     let args = |out: &Path| -> Vec<String> {
         [
             "--rollouts",
-            "40",
+            "400",
             "--rollouts-per-update",
             "2",
             "--seed",
@@ -608,12 +608,13 @@ fn stopped_mid_batch_by_sigterm_and_resumed_it_is_the_same_search() {
     let o = bin().args(args(&whole)).output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
 
-    // Stopped while children train (a batch is given up), then resumed, three times over.
+    // Stopped while children train (a batch is given up), then resumed, three times over. The
+    // CPU kernel trains 400 rollouts in about a second, so the signals come early.
     let pieces = dir.path().join("pieces");
     let pieces_s = pieces.to_str().unwrap().to_string();
     let mut next = args(&pieces);
     let mut stops = 0;
-    for wait in [300u64, 700, 1100] {
+    for wait in [50u64, 200, 400] {
         let mut child = bin()
             .args(&next)
             .stdout(Stdio::null())
@@ -621,7 +622,7 @@ fn stopped_mid_batch_by_sigterm_and_resumed_it_is_the_same_search() {
             .spawn()
             .unwrap();
         let lines = stderr_lines(&mut child);
-        wait_for(&lines, "archsearch: 40 rollouts");
+        wait_for(&lines, "archsearch: 400 rollouts");
         std::thread::sleep(Duration::from_millis(wait));
         match terminate(&mut child, 60) {
             Some(130) => stops += 1,

@@ -11,6 +11,9 @@ with skip probability --skip, or, for a like-for-like comparison, replayed in or
 `archsearch enas` run's rollouts.csv (--archs): the same architectures its controller drew,
 so both sides do the same arithmetic.
 
+--fast-layout runs pooling and depthwise convolutions wider than 3x3 on channels-last copies of
+their inputs, as archsearch does (src/enas/ops.rs); without it the script is the plain version.
+
 Run:  PYTHONPATH=<a folder with torch 2.11> python3 benches/peers/enas_supernet.py --threads 1
 """
 import argparse
@@ -93,6 +96,16 @@ def same_conv(x, w, groups):
     return F.conv2d(F.pad(x, [before, after, before, after]), w, groups=groups)
 
 
+FAST_LAYOUT = False  # --fast-layout: archsearch's per-operation layout choice
+
+
+def fast(op, x, channels_last):
+    """Runs op on x stored channels-last when asked (and FAST_LAYOUT), back in the default layout."""
+    if not (FAST_LAYOUT and channels_last):
+        return op(x)
+    return op(x.contiguous(memory_format=torch.channels_last)).contiguous()
+
+
 def concat(inputs):
     if len(inputs) == 1:
         return inputs[0]
@@ -122,16 +135,17 @@ def forward(net, arch, x):
         elif kind == "sep":
             dw = torch.cat([b["kernel"][j][:c] for j, c in zip(inputs, widths)], 0)
             pw = torch.cat([b["pointwise"][j][:, :c] for j, c in zip(inputs, widths)], 1)
-            y = F.conv2d(same_conv(F.relu(h), dw, h.shape[1]), pw)
+            y = fast(lambda t: same_conv(t, dw, h.shape[1]), F.relu(h), k > 3)
+            y = F.conv2d(y, pw)
             y = F.batch_norm(y, None, None, b["bn"][0], b["bn"][1], True)
             c_out = FILTERS
         else:
             if h.shape[2] < k or h.shape[3] < k:
                 y = h
             elif kind == "max":
-                y = F.max_pool2d(h, k, 1)
+                y = fast(lambda t: F.max_pool2d(t, k, 1), h, True)
             else:
-                y = F.avg_pool2d(h, k, 1)
+                y = fast(lambda t: F.avg_pool2d(t, k, 1), h, True)
             c_out = h.shape[1]
         outs.append(y)
         channels.append(c_out)
@@ -165,7 +179,11 @@ def main():
     parser.add_argument("--data", default="data/digits.csv.gz")
     parser.add_argument("--skip", type=float, default=0.4, help="skip probability of uniform draws")
     parser.add_argument("--archs", help="replay the architectures of an archsearch rollouts.csv")
+    parser.add_argument("--fast-layout", action="store_true",
+                        help="pooling and depthwise convolutions wider than 3x3 channels-last, as archsearch runs them")
     args = parser.parse_args()
+    global FAST_LAYOUT
+    FAST_LAYOUT = args.fast_layout
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     rng = random.Random(0)

@@ -80,7 +80,7 @@ impl BuildSettings {
 }
 
 /// NAS-Bench-201's training protocol with this build's sizes.
-fn trainer(epochs: usize) -> TrainerSettings {
+pub(crate) fn trainer(epochs: usize) -> TrainerSettings {
     TrainerSettings {
         optimizer: Optimizer::Sgd,
         lr: BUILD_LR,
@@ -304,19 +304,36 @@ fn data_settings() -> crate::config::DataSettings {
     crate::config::DataSettings::default()
 }
 
+/// The image size and classes a network is built for: input channels, side, classes.
+type ImageShape = (i64, i64, i64);
+
 /// Trains `cell` with the seed indices `seeds`, side by side in one stacked network when there
-/// are several (src/cells/stack.rs); their rows, or `None` when a stop cut them short.
+/// are several (src/cells/stack.rs); their rows, or `None` when a stop cut them short. Each
+/// seed's network is built alone, under `BUILD_LOCK` with libtorch's generator seeded with the
+/// training's seed, so each training starts from the same weights however it is run.
 fn train_cell(
     cell: &Cell,
     seeds: &[usize],
     settings: &BuildSettings,
     data: &TrainData,
-    image: (i64, i64, i64),
+    image: ImageShape,
     stop: &AtomicBool,
 ) -> Result<Option<Vec<Row>>> {
-    match seeds {
-        [s] => train_one(cell, *s, settings, data, image, stop),
-        _ => train_stack(cell, seeds, settings, data, image, stop),
+    let singles: Vec<(nn::VarStore, CellNet)> = {
+        let _lock = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        seeds
+            .iter()
+            .map(|&s| {
+                tch::manual_seed(training_seed(settings.seed, cell, s) as i64);
+                let vs = nn::VarStore::new(data.device);
+                let net = CellNet::new(&vs.root(), cell, settings.shape, image.0, image.2);
+                (vs, net)
+            })
+            .collect()
+    };
+    match (seeds, singles.as_slice()) {
+        ([s], [(vs, net)]) => train_one(cell, *s, vs, net, settings, data, image, stop),
+        _ => train_stack(cell, seeds, &singles, settings, data, image, stop),
     }
 }
 
@@ -335,49 +352,44 @@ fn diverged_row(cell: &str, s: usize, epoch: usize, seconds: f64, params: u64, f
     }
 }
 
-/// Trains `cell` with the seed indices `seeds` as one stacked network. Each seed's network is
-/// first built alone exactly as `train_one` builds it, then copied into the stack, so each
-/// seed's training starts where its single training would.
+fn count_params(vs: &nn::VarStore) -> u64 {
+    vs.trainable_variables()
+        .iter()
+        .map(|t| t.numel() as u64)
+        .sum()
+}
+
+/// Trains `cell` with the seed indices `seeds` as one stacked network, copy `g` starting from
+/// the weights of `singles[g]`, the network of seed `seeds[g]`.
+#[allow(clippy::too_many_arguments)]
 fn train_stack(
     cell: &Cell,
     seeds: &[usize],
+    singles: &[(nn::VarStore, CellNet)],
     settings: &BuildSettings,
     data: &TrainData,
-    (in_channels, side, classes): (i64, i64, i64),
+    (in_channels, side, classes): ImageShape,
     stop: &AtomicBool,
 ) -> Result<Option<Vec<Row>>> {
     let training_seeds: Vec<u64> = seeds
         .iter()
         .map(|&s| training_seed(settings.seed, cell, s))
         .collect();
-    let (vs, net, params) = {
+    let vs = nn::VarStore::new(data.device);
+    let net = {
+        // its own initial draws are overwritten, but must not shift another worker's
         let _lock = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        let singles: Vec<nn::VarStore> = training_seeds
-            .iter()
-            .map(|&seed| {
-                tch::manual_seed(seed as i64);
-                let vs = nn::VarStore::new(data.device);
-                CellNet::new(&vs.root(), cell, settings.shape, in_channels, classes);
-                vs
-            })
-            .collect();
-        let vs = nn::VarStore::new(data.device);
-        let net = CellNet::stacked(
+        CellNet::stacked(
             &vs.root(),
             cell,
             settings.shape,
             in_channels,
             classes,
             seeds.len() as i64,
-        );
-        copy_into_stack(&vs, &singles.iter().collect::<Vec<_>>())?;
-        let params: u64 = singles[0]
-            .trainable_variables()
-            .iter()
-            .map(|t| t.numel() as u64)
-            .sum();
-        (vs, net, params)
+        )
     };
+    copy_into_stack(&vs, &singles.iter().map(|(v, _)| v).collect::<Vec<_>>())?;
+    let params = count_params(&singles[0].0);
     let flops = flops(cell, settings.shape, in_channels, side, classes);
     let Some(outcomes) = fit_stack(&vs, &net, data, &settings.trainer, &training_seeds, stop)?
     else {
@@ -408,54 +420,39 @@ fn train_stack(
     Ok(Some(rows))
 }
 
-/// Trains `cell` with seed index `s`; its rows, or `None` when a stop cut it short.
+/// Trains `net` (variables `vs`), the network of `cell` with seed index `s`, alone; its rows,
+/// or `None` when a stop cut it short.
+#[allow(clippy::too_many_arguments)]
 fn train_one(
     cell: &Cell,
     s: usize,
+    vs: &nn::VarStore,
+    net: &CellNet,
     settings: &BuildSettings,
     data: &TrainData,
-    (in_channels, side, classes): (i64, i64, i64),
+    (in_channels, side, classes): ImageShape,
     stop: &AtomicBool,
 ) -> Result<Option<Vec<Row>>> {
     let seed = training_seed(settings.seed, cell, s);
-    let (vs, net) = {
-        let _lock = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        tch::manual_seed(seed as i64);
-        let vs = nn::VarStore::new(data.device);
-        let net = CellNet::new(&vs.root(), cell, settings.shape, in_channels, classes);
-        (vs, net)
-    };
-    let params: u64 = vs
-        .trainable_variables()
-        .iter()
-        .map(|t| t.numel() as u64)
-        .sum();
+    let params = count_params(vs);
     let flops = flops(cell, settings.shape, in_channels, side, classes);
     let mut rows = Vec::with_capacity(settings.epochs);
     let name = cell.to_string();
     let eval_batch = settings.trainer.eval_batch_size;
-    let outcome = fit_observed(
-        &vs,
-        &net,
-        data,
-        &settings.trainer,
-        seed,
-        stop,
-        &mut |stats| {
-            let test = evaluate(&net, &data.test, eval_batch).1;
-            rows.push(Row {
-                cell: name.clone(),
-                seed: s,
-                epoch: rows.len() + 1,
-                train_accuracy: stats.train_accuracy,
-                dev_accuracy: stats.dev_accuracy,
-                test_accuracy: test,
-                seconds: stats.seconds,
-                params,
-                flops,
-            });
-        },
-    )?;
+    let outcome = fit_observed(vs, net, data, &settings.trainer, seed, stop, &mut |stats| {
+        let test = evaluate(net, &data.test, eval_batch).1;
+        rows.push(Row {
+            cell: name.clone(),
+            seed: s,
+            epoch: rows.len() + 1,
+            train_accuracy: stats.train_accuracy,
+            dev_accuracy: stats.dev_accuracy,
+            test_accuracy: test,
+            seconds: stats.seconds,
+            params,
+            flops,
+        });
+    })?;
     match outcome.ending {
         Ending::Interrupted => return Ok(None),
         Ending::Diverged => {
@@ -608,6 +605,80 @@ mod tests {
         assert_eq!(reps.len(), super::super::isomorphism::functional_count());
         let forms: HashSet<String> = reps.iter().map(functional).collect();
         assert_eq!(forms.len(), reps.len());
+    }
+
+    #[test]
+    fn a_cells_stacked_seeds_give_the_rows_of_its_single_trainings() {
+        use crate::cells::stack::tests::{settings, singles, toy_cell, toy_data, SHAPE};
+        let data = toy_data();
+        let build = BuildSettings {
+            shape: SHAPE,
+            trainer: settings(2),
+            limit: Some(1),
+            ..BuildSettings::new("toy", Source::Moons).with_epochs(2)
+        };
+        let cell = toy_cell();
+        let nets = singles(&cell, 2);
+        let image = (1, 8, 4);
+        let stop = AtomicBool::new(false);
+        // the stack only reads the singles' weights; then each single trains alone
+        let stacked = train_stack(&cell, &[0, 1], &nets, &build, &data, image, &stop)
+            .unwrap()
+            .unwrap();
+        let mut alone = Vec::new();
+        for (s, (vs, net)) in nets.iter().enumerate() {
+            alone.extend(
+                train_one(&cell, s, vs, net, &build, &data, image, &stop)
+                    .unwrap()
+                    .unwrap(),
+            );
+        }
+        assert_eq!(stacked.len(), 2 * 2);
+        assert_eq!(stacked.len(), alone.len());
+        for (a, b) in stacked.iter().zip(&alone) {
+            assert_eq!(
+                (&a.cell, a.seed, a.epoch, a.params, a.flops),
+                (&b.cell, b.seed, b.epoch, b.params, b.flops)
+            );
+            // within two examples (see stack.rs's `assert_follows` for why)
+            assert!((a.train_accuracy - b.train_accuracy).abs() <= 2.0 / 200.0 + 1e-12);
+            assert!((a.dev_accuracy - b.dev_accuracy).abs() <= 2.0 / 90.0 + 1e-12);
+            assert!((a.test_accuracy - b.test_accuracy).abs() <= 2.0 / 90.0 + 1e-12);
+            assert!(a.seconds > 0.0);
+        }
+    }
+
+    #[test]
+    fn a_cell_missing_a_seed_is_dropped_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rows.csv");
+        let row = |cell: &str, seed, epoch| Row {
+            cell: cell.into(),
+            seed,
+            epoch,
+            train_accuracy: 0.5,
+            dev_accuracy: 0.5,
+            test_accuracy: 0.5,
+            seconds: 1.0,
+            params: 1,
+            flops: 1,
+        };
+        let a = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|";
+        let b = "|skip_connect~0|+|none~0|none~1|+|none~0|none~1|none~2|";
+        let whole = vec![row(a, 0, 1), row(a, 1, 1)];
+        rewrite_rows(&path, &[]).unwrap();
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        append_rows(&mut file, &whole).unwrap();
+        // b's seed 1 cut off by a kill
+        append_rows(&mut file, &[row(b, 0, 1)]).unwrap();
+        assert_eq!(complete_rows(&path, 1, 2).unwrap(), whole);
+        assert_eq!(
+            complete_rows(&path, 1, 1).unwrap(),
+            vec![row(a, 0, 1), row(b, 0, 1)]
+        );
     }
 
     #[test]

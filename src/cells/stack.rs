@@ -253,3 +253,211 @@ fn layout(x: Tensor) -> Tensor {
         x
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::cells::build::trainer;
+    use crate::cells::cell::Cell;
+    use crate::cells::network::{copy_into_stack, CellNetShape};
+    use crate::nn::train::{evaluate, fit_observed, EpochStats};
+    use tch::Device;
+
+    /// `n` random 8x8 images labelled by their brightest quadrant: 4 classes a network learns.
+    /// Drawn from their own generator, whatever other tests draw from libtorch's.
+    fn toy_part(n: i64, seed: u64) -> Part {
+        use rand::RngExt;
+        let mut rng = Pcg64::seed_from_u64(seed);
+        let pixels: Vec<f32> = (0..n * 64).map(|_| rng.random::<f32>()).collect();
+        let x = Tensor::from_slice(&pixels).view([n, 1, 8, 8]);
+        let y = x
+            .view([n, 2, 4, 2, 4])
+            .mean_dim([2i64, 4].as_slice(), false, Kind::Float)
+            .view([n, 4])
+            .argmax(-1, false);
+        Part { x, y }
+    }
+
+    /// 200 training images (batches of 128 and 72), 90 dev, 90 test.
+    pub(crate) fn toy_data() -> TrainData {
+        TrainData {
+            train: toy_part(200, 1),
+            dev: toy_part(90, 2),
+            test: toy_part(90, 3),
+            n_classes: 4,
+            device: Device::Cpu,
+        }
+    }
+
+    /// The table's protocol for `epochs` epochs, evaluating 50 images at a time.
+    pub(crate) fn settings(epochs: usize) -> TrainerSettings {
+        TrainerSettings {
+            eval_batch_size: 50,
+            ..trainer(epochs)
+        }
+    }
+
+    pub(crate) fn toy_cell() -> Cell {
+        Cell::parse(
+            "|nor_conv_3x3~0|+|avg_pool_3x3~0|nor_conv_1x1~1|+|skip_connect~0|nor_conv_3x3~1|avg_pool_3x3~2|",
+        )
+        .unwrap()
+    }
+
+    pub(crate) const SHAPE: CellNetShape = CellNetShape {
+        channels: 4,
+        cells_per_stage: 1,
+    };
+
+    /// `copies` single networks of `cell`, a stack holding copies of them, and the stack's
+    /// variables.
+    fn singles_and_stack(
+        cell: &Cell,
+        copies: i64,
+    ) -> (Vec<(nn::VarStore, CellNet)>, nn::VarStore, CellNet) {
+        let singles = singles(cell, copies);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let net = CellNet::stacked(&vs.root(), cell, SHAPE, 1, 4, copies);
+        copy_into_stack(&vs, &singles.iter().map(|(v, _)| v).collect::<Vec<_>>()).unwrap();
+        (singles, vs, net)
+    }
+
+    /// `copies` single networks of `cell` for 4 classes, their weights drawn from their own
+    /// generator (uniform within +-1/sqrt(fan-in); batch norms as built), whatever other tests
+    /// draw from libtorch's.
+    pub(crate) fn singles(cell: &Cell, copies: i64) -> Vec<(nn::VarStore, CellNet)> {
+        use rand::RngExt;
+        let mut rng = Pcg64::seed_from_u64(5);
+        (0..copies)
+            .map(|_| {
+                let vs = nn::VarStore::new(Device::Cpu);
+                let net = CellNet::new(&vs.root(), cell, SHAPE, 1, 4);
+                let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+                vars.sort_by(|a, b| a.0.cmp(&b.0));
+                let _guard = tch::no_grad_guard();
+                for (_, mut t) in vars.into_iter().filter(|(_, t)| t.dim() >= 2) {
+                    let bound = 1.0 / ((t.numel() as i64 / t.size()[0]) as f32).sqrt();
+                    let values: Vec<f32> = (0..t.numel())
+                        .map(|_| bound * (2.0 * rng.random::<f32>() - 1.0))
+                        .collect();
+                    t.copy_(&Tensor::from_slice(&values).view(t.size().as_slice()));
+                }
+                (vs, net)
+            })
+            .collect()
+    }
+
+    /// `fit_observed`'s epochs of one single network, with its test accuracy after each.
+    fn single_run(
+        vs: &nn::VarStore,
+        net: &CellNet,
+        data: &TrainData,
+        settings: &TrainerSettings,
+        seed: u64,
+    ) -> Vec<(EpochStats, f64)> {
+        let mut epochs = Vec::new();
+        let outcome = fit_observed(
+            vs,
+            net,
+            data,
+            settings,
+            seed,
+            &AtomicBool::new(false),
+            &mut |s| {
+                epochs.push((s.clone(), evaluate(net, &data.test, 50).1));
+            },
+        )
+        .unwrap();
+        assert!(!outcome.diverged());
+        epochs
+    }
+
+    /// Asserts that a copy's epochs follow the single training's. They differ only in the order
+    /// of floating-point sums (the grouped convolutions add in another order), ~1e-7 relative
+    /// after one step; training magnifies that, more so with several libtorch threads: measured
+    /// up to 9e-5 relative in the losses after four steps, and one training prediction flipped.
+    /// Bounds: losses to 1e-3 relative (a real difference, such as another learning rate or
+    /// another permutation, moves them by 1e-2 or more), accuracies within two examples.
+    fn assert_follows(copy: &CopyOutcome, single: &[(EpochStats, f64)], data: &TrainData) {
+        assert_eq!(copy.epochs.len(), single.len());
+        let close = |a: f64, b: f64, tol: f64| (a - b).abs() <= tol * b.abs();
+        for (e, (mine, (theirs, test))) in copy.epochs.iter().zip(single).enumerate() {
+            let why = format!("epoch {e}: {mine:?} {theirs:?}");
+            assert!(close(mine.train_loss, theirs.train_loss, 1e-3), "{why}");
+            assert!(close(mine.dev_loss, theirs.dev_loss, 1e-3), "{why}");
+            let within_two = |a: f64, b: f64, n: usize| (a - b).abs() <= 2.0 / n as f64 + 1e-12;
+            assert!(within_two(
+                mine.train_accuracy,
+                theirs.train_accuracy,
+                data.train.len()
+            ));
+            assert!(within_two(
+                mine.dev_accuracy,
+                theirs.dev_accuracy,
+                data.dev.len()
+            ));
+            assert!(within_two(mine.test_accuracy, *test, data.test.len()));
+        }
+    }
+
+    #[test]
+    fn a_stacked_training_follows_the_single_trainings() {
+        let data = toy_data();
+        let settings = settings(2);
+        let (singles, vs, net) = singles_and_stack(&toy_cell(), 2);
+        let seeds = [11u64, 12];
+        let outcomes = fit_stack(&vs, &net, &data, &settings, &seeds, &AtomicBool::new(false))
+            .unwrap()
+            .unwrap();
+        for (g, (svs, snet)) in singles.iter().enumerate() {
+            let single = single_run(svs, snet, &data, &settings, seeds[g]);
+            assert_eq!(outcomes[g].diverged, None);
+            assert_follows(&outcomes[g], &single, &data);
+        }
+        // the copies did learn, and differently (their seeds and weights differ)
+        assert!(outcomes[0].epochs[1].train_loss < outcomes[0].epochs[0].train_loss);
+        assert_ne!(
+            outcomes[0].epochs[1].train_loss,
+            outcomes[1].epochs[1].train_loss
+        );
+    }
+
+    #[test]
+    fn a_diverged_copy_stops_alone() {
+        let data = toy_data();
+        let settings = settings(2);
+        let (singles, vs, net) = singles_and_stack(&toy_cell(), 2);
+        // copy 0's stem all NaN: its first loss is NaN
+        let _ = vs.variables()["stem.weight"]
+            .narrow(0, 0, SHAPE.channels)
+            .detach()
+            .fill_(f64::NAN);
+        let seeds = [11u64, 12];
+        let outcomes = fit_stack(&vs, &net, &data, &settings, &seeds, &AtomicBool::new(false))
+            .unwrap()
+            .unwrap();
+        assert!(outcomes[0].epochs.is_empty());
+        assert!(outcomes[0].diverged.is_some());
+        let (svs, snet) = &singles[1];
+        assert_follows(
+            &outcomes[1],
+            &single_run(svs, snet, &data, &settings, seeds[1]),
+            &data,
+        );
+    }
+
+    #[test]
+    fn a_stop_returns_nothing() {
+        let data = toy_data();
+        let (_, vs, net) = singles_and_stack(&toy_cell(), 2);
+        let stopped = fit_stack(
+            &vs,
+            &net,
+            &data,
+            &settings(1),
+            &[1, 2],
+            &AtomicBool::new(true),
+        );
+        assert!(stopped.unwrap().is_none());
+    }
+}

@@ -261,7 +261,7 @@ pub struct CellsBuildArgs {
     /// Train only the first N classes of isomorphic cells (a partial table, to try the build)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), conflicts_with = "resume")]
     pub limit: Option<u64>,
-    /// Trainings at once, one libtorch thread each
+    /// Cells trained at once (each with its seeds side by side), one libtorch thread each
     #[cfg_attr(feature = "cells", arg(default_value_t = crate::cells::config::BUILD_WORKERS as u64))]
     #[cfg_attr(not(feature = "cells"), arg(default_value_t = 1))]
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256))]

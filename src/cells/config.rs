@@ -29,7 +29,8 @@ pub const BUILD_LR_MIN: f64 = 0.0; // learning rate at the last step
 pub const BUILD_MOMENTUM: f64 = 0.9; // Nesterov momentum (NAS-Bench-201's)
 pub const BUILD_WEIGHT_DECAY: f64 = 5e-4; // (NAS-Bench-201's)
 pub const BUILD_BATCH_SIZE: usize = 128; // mini-batch (NAS-Bench-201: 256, on 50 000 images)
-pub const BUILD_WORKERS: usize = 2; // trainings at once, one libtorch thread each
+pub const BUILD_WORKERS: usize = 2; // cells trained at once, one libtorch thread each
+pub const BUILD_CHANNELS_LAST: bool = true; // a cell's seeds, stacked, train on channels-last images (measured 1.8x faster than NCHW)
 pub const BUILD_ROWS_FILE: &str = "rows.csv"; // the rows as they come, kept for --resume
 pub const TABLE_FILE: &str = "table.csv.gz"; // the finished table (with table.json beside it)
 

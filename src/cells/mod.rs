@@ -21,6 +21,7 @@ pub mod proxy_search;
 pub mod report;
 pub mod run;
 pub mod space;
+pub mod stack;
 pub mod strategies;
 pub mod table;
 pub mod table_plot;

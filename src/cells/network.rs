@@ -9,7 +9,14 @@
 //! output through live nodes are built and run: `none` edges, edges out of nodes whose inputs
 //! are all `none`, and nodes that feed nothing contribute nothing (a zero, or nothing at all),
 //! so skipping them leaves the function unchanged and saves their time.
+//!
+//! A network can also hold a stack of `G` independent copies side by side (`CellNet::stacked`):
+//! every layer carries the `G` copies' channels one after the other and every convolution is
+//! grouped (`groups = G`), so copy `g` sees only its own channels. `G` trainings of the same cell
+//! then run as one, at a fraction of the per-operation overhead that dominates such tiny
+//! networks on a CPU (src/cells/stack.rs).
 
+use anyhow::{Context, Result};
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
@@ -34,22 +41,31 @@ struct ReluConvBn {
 }
 
 impl ReluConvBn {
-    fn new(p: &nn::Path, c_in: i64, c_out: i64, kernel: i64, stride: i64) -> ReluConvBn {
+    /// `groups` copies of a `c_in` to `c_out` channel op, side by side.
+    fn new(
+        p: &nn::Path,
+        c_in: i64,
+        c_out: i64,
+        kernel: i64,
+        stride: i64,
+        groups: i64,
+    ) -> ReluConvBn {
         let conv = nn::conv2d(
             p / "conv",
-            c_in,
-            c_out,
+            groups * c_in,
+            groups * c_out,
             kernel,
             nn::ConvConfig {
                 stride,
                 padding: kernel / 2,
                 bias: false,
+                groups,
                 ..Default::default()
             },
         );
         ReluConvBn {
             conv,
-            bn: nn::batch_norm2d(p / "bn", c_out, Default::default()),
+            bn: nn::batch_norm2d(p / "bn", groups * c_out, Default::default()),
         }
     }
 
@@ -103,7 +119,7 @@ struct CellModule {
 }
 
 impl CellModule {
-    fn new(p: &nn::Path, cell: &Cell, channels: i64) -> CellModule {
+    fn new(p: &nn::Path, cell: &Cell, channels: i64, groups: i64) -> CellModule {
         let live = live_edges(cell);
         let mut edges = Vec::new();
         for (e, &(to, from)) in EDGE_LIST.iter().enumerate() {
@@ -120,6 +136,7 @@ impl CellModule {
                         channels,
                         k,
                         1,
+                        groups,
                     ))
                 }
                 Op::AvgPool3x3 => EdgeOp::AvgPool,
@@ -158,17 +175,18 @@ struct Reduction {
 }
 
 impl Reduction {
-    fn new(p: &nn::Path, c_in: i64, c_out: i64) -> Reduction {
+    fn new(p: &nn::Path, c_in: i64, c_out: i64, groups: i64) -> Reduction {
         Reduction {
-            a: ReluConvBn::new(&(p / "a"), c_in, c_out, 3, 2),
-            b: ReluConvBn::new(&(p / "b"), c_out, c_out, 3, 1),
+            a: ReluConvBn::new(&(p / "a"), c_in, c_out, 3, 2, groups),
+            b: ReluConvBn::new(&(p / "b"), c_out, c_out, 3, 1, groups),
             shortcut: nn::conv2d(
                 p / "shortcut",
-                c_in,
-                c_out,
+                groups * c_in,
+                groups * c_out,
                 1,
                 nn::ConvConfig {
                     bias: false,
+                    groups,
                     ..Default::default()
                 },
             ),
@@ -184,13 +202,16 @@ impl Reduction {
     }
 }
 
-/// A whole network with one cell in every cell position.
+/// A whole network with one cell in every cell position; or a stack of `groups` such networks
+/// side by side, each on its own channels.
 #[derive(Debug)]
 pub struct CellNet {
     stem: (nn::Conv2D, nn::BatchNorm),
     stages: Vec<(Option<Reduction>, Vec<CellModule>)>,
     last_bn: nn::BatchNorm,
+    /// The stacked networks' linear layers, one after the other: `[groups * classes, channels]`.
     head: nn::Linear,
+    groups: i64,
 }
 
 impl CellNet {
@@ -202,40 +223,82 @@ impl CellNet {
         in_channels: i64,
         classes: i64,
     ) -> CellNet {
+        CellNet::stacked(p, cell, shape, in_channels, classes, 1)
+    }
+
+    /// `groups` independent copies of `new`'s network side by side. It takes the copies' images
+    /// one after the other on the channel axis, `[B, groups * in_channels, H, W]`, and gives
+    /// their logits one after the other, `[B, groups * classes]`. Every variable has the name of
+    /// the single network's and holds the copies' values concatenated along its first axis; with
+    /// `groups = 1` it is exactly `new`'s network.
+    pub fn stacked(
+        p: &nn::Path,
+        cell: &Cell,
+        shape: CellNetShape,
+        in_channels: i64,
+        classes: i64,
+        groups: i64,
+    ) -> CellNet {
         let c = shape.channels;
         let stem = (
             nn::conv2d(
                 p / "stem",
-                in_channels,
-                c,
+                groups * in_channels,
+                groups * c,
                 3,
                 nn::ConvConfig {
                     padding: 1,
                     bias: false,
+                    groups,
                     ..Default::default()
                 },
             ),
-            nn::batch_norm2d(p / "stem_bn", c, Default::default()),
+            nn::batch_norm2d(p / "stem_bn", groups * c, Default::default()),
         );
         let mut stages = Vec::new();
         let mut channels = c;
         for s in 0..3 {
             let reduction = (s > 0).then(|| {
-                let r = Reduction::new(&(p / format!("reduce{s}")), channels, channels * 2);
+                let r = Reduction::new(&(p / format!("reduce{s}")), channels, channels * 2, groups);
                 channels *= 2;
                 r
             });
             let cells = (0..shape.cells_per_stage)
-                .map(|i| CellModule::new(&(p / format!("stage{s}_cell{i}")), cell, channels))
+                .map(|i| {
+                    CellModule::new(&(p / format!("stage{s}_cell{i}")), cell, channels, groups)
+                })
                 .collect();
             stages.push((reduction, cells));
         }
         CellNet {
             stem,
             stages,
-            last_bn: nn::batch_norm2d(p / "last_bn", channels, Default::default()),
-            head: nn::linear(p / "head", channels, classes, Default::default()),
+            last_bn: nn::batch_norm2d(p / "last_bn", groups * channels, Default::default()),
+            // initialised as `new`'s (tch's bounds depend on the input width alone)
+            head: nn::linear(p / "head", channels, groups * classes, Default::default()),
+            groups,
         }
+    }
+
+    /// How many networks this one stacks.
+    pub fn groups(&self) -> i64 {
+        self.groups
+    }
+
+    /// The stacked linear layers on pooled features `[B, groups * channels]`: copy `g`'s layer
+    /// on copy `g`'s features, as one batched matrix product.
+    fn stacked_head(&self, pooled: &Tensor) -> Tensor {
+        let g = self.groups;
+        let b = pooled.size()[0];
+        let w = &self.head.ws; // [g * classes, channels]
+        let (gk, channels) = (w.size()[0], w.size()[1]);
+        let classes = gk / g;
+        let h = pooled.view([b, g, channels]).transpose(0, 1); // [g, b, channels]
+        let mut out = h.bmm(&w.view([g, classes, channels]).transpose(1, 2)); // [g, b, classes]
+        if let Some(bias) = &self.head.bs {
+            out = out + bias.view([g, 1, classes]);
+        }
+        out.transpose(0, 1).reshape([b, g * classes])
     }
 }
 
@@ -252,9 +315,36 @@ impl ModuleT for CellNet {
         }
         let h = relu(&h.apply_t(&self.last_bn, train));
         // pooled in the network's own precision (synflow scores it in double)
-        h.mean_dim([2i64, 3].as_slice(), false, h.kind())
-            .apply(&self.head)
+        let pooled = h.mean_dim([2i64, 3].as_slice(), false, h.kind());
+        if self.groups == 1 {
+            pooled.apply(&self.head)
+        } else {
+            self.stacked_head(&pooled)
+        }
     }
+}
+
+/// Copies the single networks' variables into the stacked network's, copy `g` from
+/// `singles[g]`: every stacked variable is theirs concatenated along the first axis.
+pub fn copy_into_stack(stack: &nn::VarStore, singles: &[&nn::VarStore]) -> Result<()> {
+    let _guard = tch::no_grad_guard();
+    let parts: Vec<_> = singles.iter().map(|vs| vs.variables()).collect();
+    for (name, mut var) in stack.variables() {
+        let pieces = parts
+            .iter()
+            .map(|p| p.get(&name).map(|t| t.shallow_clone()))
+            .collect::<Option<Vec<_>>>()
+            .with_context(|| format!("the single network has no variable {name}"))?;
+        let joined = Tensor::cat(&pieces, 0);
+        anyhow::ensure!(
+            joined.size() == var.size(),
+            "{name}: {:?} stacked from singles of {:?}",
+            var.size(),
+            pieces[0].size()
+        );
+        var.copy_(&joined);
+    }
+    Ok(())
 }
 
 /// Multiply-adds of one forward pass of one `side` x `side` image through the convolutions and
@@ -348,7 +438,7 @@ mod tests {
         let c = cell("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|");
         let net = CellNet::new(&vs.root(), &c, shape, 1, 3);
         let x = Tensor::rand([2, 1, 8, 8], (Kind::Float, Device::Cpu));
-        let m = CellModule::new(&vs.root().sub("probe"), &c, 1);
+        let m = CellModule::new(&vs.root().sub("probe"), &c, 1, 1);
         assert_eq!(
             m.forward(&x, false)
                 .abs()
@@ -357,5 +447,123 @@ mod tests {
             0.0
         );
         assert_eq!(net.forward_t(&x, false).size(), [2, 3]);
+    }
+
+    /// Two single networks seeded apart, and a stack holding copies of them.
+    fn singles_and_stack(c: &Cell) -> (Vec<(nn::VarStore, CellNet)>, nn::VarStore, CellNet) {
+        let shape = CellNetShape {
+            channels: 4,
+            cells_per_stage: 1,
+        };
+        let singles: Vec<(nn::VarStore, CellNet)> = [7i64, 8]
+            .iter()
+            .map(|&seed| {
+                tch::manual_seed(seed);
+                let vs = nn::VarStore::new(Device::Cpu);
+                let net = CellNet::new(&vs.root(), c, shape, 1, 10);
+                (vs, net)
+            })
+            .collect();
+        let vs = nn::VarStore::new(Device::Cpu);
+        let net = CellNet::stacked(&vs.root(), c, shape, 1, 10, 2);
+        let stores: Vec<&nn::VarStore> = singles.iter().map(|(v, _)| v).collect();
+        copy_into_stack(&vs, &stores).unwrap();
+        (singles, vs, net)
+    }
+
+    /// max |a - b| over max |b|.
+    fn relative(a: &Tensor, b: &Tensor) -> f64 {
+        let scale = b.abs().max().double_value(&[]).max(1e-12);
+        (a - b).abs().max().double_value(&[]) / scale
+    }
+
+    fn channels_last(x: &Tensor) -> Tensor {
+        x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+    }
+
+    #[test]
+    fn a_stack_of_copied_networks_computes_each_copy_and_its_gradients() {
+        // every kind of edge, a reduction, both kernel sizes
+        let c = cell(
+            "|nor_conv_3x3~0|+|avg_pool_3x3~0|nor_conv_1x1~1|+|skip_connect~0|nor_conv_3x3~1|avg_pool_3x3~2|",
+        );
+        for layout_last in [false, true] {
+            let (singles, vs, net) = singles_and_stack(&c);
+            tch::manual_seed(3);
+            let xs: Vec<Tensor> = (0..2)
+                .map(|_| Tensor::randn([6, 1, 8, 8], (Kind::Float, Device::Cpu)))
+                .collect();
+            let rs: Vec<Tensor> = (0..2)
+                .map(|_| Tensor::randn([6, 10], (Kind::Float, Device::Cpu)))
+                .collect();
+            let mut x = Tensor::cat(&xs, 1);
+            if layout_last {
+                x = channels_last(&x);
+            }
+            // train mode: batch statistics per copy; a weighted sum of the logits as the loss
+            let out = net.forward_t(&x, true);
+            assert_eq!(out.size(), [6, 20]);
+            (&out * Tensor::cat(&rs, 1)).sum(Kind::Float).backward();
+            let stacked = vs.variables();
+            let mut largest = [0.0f64; 2];
+            for (g, (svs, snet)) in singles.iter().enumerate() {
+                let single = snet.forward_t(&xs[g], true);
+                let mine = out.narrow(1, 10 * g as i64, 10);
+                assert!(relative(&mine, &single) < 1e-5, "copy {g} logits");
+                (&single * &rs[g]).sum(Kind::Float).backward();
+                for t in svs.trainable_variables() {
+                    largest[g] = largest[g].max(t.grad().abs().max().double_value(&[]));
+                }
+                for (name, t) in svs.variables() {
+                    let rows = t.size()[0];
+                    let mine = &stacked[&name];
+                    let part = mine.narrow(0, rows * g as i64, rows);
+                    if t.requires_grad() {
+                        // Relative to the variable's own gradient, or to the network's largest
+                        // for a gradient that is zero in exact arithmetic (a bias before a
+                        // train-mode batch norm, which removes constants: ~1e-7 here).
+                        let (a, b) = (mine.grad().narrow(0, rows * g as i64, rows), t.grad());
+                        let err = (&a - &b).abs().max().double_value(&[]);
+                        let own = b.abs().max().double_value(&[]);
+                        assert!(
+                            err <= 1e-5 * own || err <= 1e-6 * largest[g],
+                            "copy {g} gradient of {name}: {err} against {own}"
+                        );
+                    } else {
+                        // running statistics, updated by the train-mode pass
+                        assert!(relative(&part, &t) < 1e-5, "copy {g} {name}");
+                    }
+                }
+                // eval mode, on the updated running statistics
+                let eval = net.forward_t(&x, false).narrow(1, 10 * g as i64, 10);
+                assert!(relative(&eval, &snet.forward_t(&xs[g], false)) < 1e-5);
+            }
+        }
+    }
+
+    #[test]
+    fn a_broken_copy_leaves_the_other_untouched() {
+        let c = cell(
+            "|nor_conv_3x3~0|+|avg_pool_3x3~0|nor_conv_1x1~1|+|skip_connect~0|nor_conv_3x3~1|avg_pool_3x3~2|",
+        );
+        let (singles, vs, net) = singles_and_stack(&c);
+        // copy 0's stem all NaN, as after a diverged step
+        let _ = vs.variables()["stem.weight"]
+            .narrow(0, 0, 4)
+            .detach()
+            .fill_(f64::NAN);
+        let x0 = Tensor::randn([6, 1, 8, 8], (Kind::Float, Device::Cpu));
+        let x1 = Tensor::randn([6, 1, 8, 8], (Kind::Float, Device::Cpu));
+        let out = net.forward_t(&channels_last(&Tensor::cat(&[&x0, &x1], 1)), true);
+        assert!(out.narrow(1, 0, 10).isnan().all().int64_value(&[]) == 1);
+        let mine = out.narrow(1, 10, 10);
+        assert!(relative(&mine, &singles[1].1.forward_t(&x1, true)) < 1e-5);
+        // only copy 1's loss: every gradient of copy 1 is finite
+        mine.sum(Kind::Float).backward();
+        for (name, t) in vs.trainable_variables().iter().enumerate() {
+            let rows = t.size()[0] / 2;
+            let g = t.grad().narrow(0, rows, rows);
+            assert!(g.isfinite().all().int64_value(&[]) == 1, "variable {name}");
+        }
     }
 }

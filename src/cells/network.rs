@@ -296,7 +296,7 @@ impl CellNet {
         let h = pooled.view([b, g, channels]).transpose(0, 1); // [g, b, channels]
         let mut out = h.bmm(&w.view([g, classes, channels]).transpose(1, 2)); // [g, b, classes]
         if let Some(bias) = &self.head.bs {
-            out = out + bias.view([g, 1, classes]);
+            out += bias.view([g, 1, classes]);
         }
         out.transpose(0, 1).reshape([b, g * classes])
     }

@@ -264,7 +264,13 @@ pub fn figure(path: &Path, names: &[String], curves: &Curves, budget: f64) -> Re
             .label_style((FONT, 15))
             // short tick labels (a log axis can land on 0.30000000000000004)
             .y_label_formatter(&|v| format!("{v:.3}"))
-            .x_label_formatter(&|v| format!("{v:.0}"))
+            .x_label_formatter(&|v| {
+                if *v < 1.0 {
+                    format!("{v:.1}")
+                } else {
+                    format!("{v:.0}")
+                }
+            })
             .draw()
             .map_err(|e| e.to_string())?;
         for (i, (label, b)) in bands.iter().enumerate() {

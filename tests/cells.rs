@@ -322,20 +322,19 @@ fn cells_proxies_scores_rank_and_searches_on_a_toy_table() {
     meta["dataset"] = "digits".into();
     std::fs::write(&meta_path, meta.to_string()).unwrap();
     let out = tmp.path().join("proxies");
-    let run = cells(&[
-        "proxies",
-        "--table",
-        table.to_str().unwrap(),
-        "--limit",
-        "24",
-        "--seeds",
-        "3",
-        "--batch",
-        "16",
-        "--quiet",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let flags = |out: &std::path::Path| -> Vec<String> {
+        let table = table.to_str().unwrap();
+        let out = out.to_str().unwrap();
+        [
+            "proxies", "--table", table, "--limit", "24", "--seeds", "3", "--batch", "16", "--out",
+            out,
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let mut quiet = flags(&out);
+    quiet.push("--quiet".into());
+    let run = cells(&quiet.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(run.status.success(), "{}", common::stderr(&run));
     for file in ["proxies.csv", "proxies.png", "summary.json"] {
         assert!(out.join(file).is_file(), "{file} missing");
@@ -371,19 +370,10 @@ fn cells_proxies_scores_rank_and_searches_on_a_toy_table() {
     // Killed after some classes, then resumed: the same scores as the run in one go.
     let killed = tmp.path().join("killed");
     kill_after(
-        &[
-            "proxies",
-            "--table",
-            table.to_str().unwrap(),
-            "--limit",
-            "24",
-            "--seeds",
-            "3",
-            "--batch",
-            "16",
-            "--out",
-            killed.to_str().unwrap(),
-        ],
+        &flags(&killed)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
         "/24 cells",
     );
     assert!(

@@ -648,11 +648,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_cell_missing_a_seed_is_dropped_whole() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("rows.csv");
-        let row = |cell: &str, seed, epoch| Row {
+    /// A row of `cell`'s training `seed` at `epoch`, every figure a placeholder.
+    fn row(cell: &str, seed: usize, epoch: usize) -> Row {
+        Row {
             cell: cell.into(),
             seed,
             epoch,
@@ -662,15 +660,23 @@ mod tests {
             seconds: 1.0,
             params: 1,
             flops: 1,
-        };
+        }
+    }
+
+    /// A rows.csv holding its header only, opened for appending.
+    fn empty_rows_file(path: &Path) -> std::fs::File {
+        rewrite_rows(path, &[]).unwrap();
+        std::fs::OpenOptions::new().append(true).open(path).unwrap()
+    }
+
+    #[test]
+    fn a_cell_missing_a_seed_is_dropped_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rows.csv");
         let a = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|";
         let b = "|skip_connect~0|+|none~0|none~1|+|none~0|none~1|none~2|";
         let whole = vec![row(a, 0, 1), row(a, 1, 1)];
-        rewrite_rows(&path, &[]).unwrap();
-        let mut file = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .unwrap();
+        let mut file = empty_rows_file(&path);
         append_rows(&mut file, &whole).unwrap();
         // b's seed 1 cut off by a kill
         append_rows(&mut file, &[row(b, 0, 1)]).unwrap();
@@ -685,24 +691,9 @@ mod tests {
     fn a_cut_line_and_incomplete_trainings_are_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rows.csv");
-        let row = |cell: &str, seed, epoch| Row {
-            cell: cell.into(),
-            seed,
-            epoch,
-            train_accuracy: 0.5,
-            dev_accuracy: 0.5,
-            test_accuracy: 0.5,
-            seconds: 1.0,
-            params: 1,
-            flops: 1,
-        };
         let a = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|";
         let b = "|skip_connect~0|+|none~0|none~1|+|none~0|none~1|none~2|";
-        rewrite_rows(&path, &[]).unwrap();
-        let mut file = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .unwrap();
+        let mut file = empty_rows_file(&path);
         append_rows(&mut file, &[row(a, 0, 1), row(a, 0, 2)]).unwrap();
         append_rows(&mut file, &[row(b, 0, 1)]).unwrap();
         file.write_all(b"|skip_connect~0|+|none~0|none~1|+|no")

@@ -242,13 +242,11 @@ pub fn evaluate_stack(net: &CellNet, part: &Part, batch: usize) -> (Vec<f64>, Ve
     )
 }
 
-/// `x` stored channels-last when `BUILD_CHANNELS_LAST` (the same values, another order in
-/// memory; the layers keep the layout they are given).
+/// `x` stored channels-last when `BUILD_CHANNELS_LAST` (the layers keep the layout they are
+/// given).
 fn layout(x: Tensor) -> Tensor {
     if BUILD_CHANNELS_LAST {
-        // tch has no memory-format argument: a permuted copy viewed back as NCHW has
-        // channels-last strides, which libtorch's kernels recognise.
-        x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+        crate::nn::tensors::channels_last(&x)
     } else {
         x
     }

@@ -232,10 +232,7 @@ fn in_fast_layout(x: &Tensor, channels_last: bool, op: impl FnOnce(&Tensor) -> T
     if !channels_last || x.dim() != 4 {
         return op(x);
     }
-    // tch has no memory-format argument: a permuted copy viewed back as NCHW has
-    // channels-last strides, which libtorch's kernels recognise.
-    let x = x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]);
-    op(&x).contiguous()
+    op(&crate::nn::tensors::channels_last(x)).contiguous()
 }
 
 /// Whether a depthwise kernel runs faster channels-last (wider than 3x3; see `in_fast_layout`).

@@ -184,6 +184,7 @@ pub fn run(
                     epochs: o.epochs,
                     seconds,
                     diverged: o.diverged,
+                    details: told.details.get(j).cloned().unwrap_or_default(),
                 });
             }
         }

@@ -406,6 +406,7 @@ seed: 7
                 epochs: 10,
                 seconds,
                 diverged: false,
+                details: Value::Null,
             }
         };
         let records = [

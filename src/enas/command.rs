@@ -235,6 +235,7 @@ pub fn run(options: &EnasOptions) -> Result<i32> {
                 p.data,
                 same.seed,
                 p.inputs,
+                Stop::on_signals()?,
             );
             s.restore(dir, checkpoint)?;
             (dir.clone(), s, true)
@@ -250,6 +251,7 @@ pub fn run(options: &EnasOptions) -> Result<i32> {
                 p.data,
                 options.seed,
                 p.inputs,
+                Stop::on_signals()?,
             );
             (out, s, false)
         }
@@ -264,15 +266,15 @@ pub fn run(options: &EnasOptions) -> Result<i32> {
         quiet,
         &format!(
             "archsearch enas: {} layers, {} operations, {} epochs, parameter sharing {}{}; writing to {}",
-            search.space.num_layers,
-            search.space.num_operations(),
-            search.settings.epochs,
-            if search.sharing { "on" } else { "off (every sample trained from scratch)" },
+            search.evaluator.space.num_layers,
+            search.evaluator.space.num_operations(),
+            search.settings().epochs,
+            if search.evaluator.sharing { "on" } else { "off (every sample trained from scratch)" },
             if resumed { format!(", resumed after epoch {}", search.epochs_done) } else { String::new() },
             out.display()
         ),
     );
-    if let Outcome::Interrupted = search.run(&out, &mut csv, &stop, quiet)? {
+    if let Outcome::Interrupted = search.run(&out, &mut csv, quiet)? {
         return interrupted(&out, quiet);
     }
     let search_seconds = search.seconds;
@@ -280,13 +282,13 @@ pub fn run(options: &EnasOptions) -> Result<i32> {
     let seed = search.inputs["seed"].as_u64().unwrap_or(options.seed);
     super::deepcave::write_deepcave(
         &out.join(outdir::DEEPCAVE_DIR),
-        &search.space,
+        &search.evaluator.space,
         &search.rows,
         seed,
-        search.sharing,
+        search.evaluator.sharing,
     )?;
     let (arch, dev_accuracy, candidates) = search.choose();
-    let seeds: Vec<u64> = (0..search.settings.retrain_seeds)
+    let seeds: Vec<u64> = (0..search.settings().retrain_seeds)
         .map(|i| retrain_seed(seed, i))
         .collect();
     say(
@@ -303,29 +305,30 @@ pub fn run(options: &EnasOptions) -> Result<i32> {
     let final_seconds = final_started.elapsed().as_secs_f64();
     let (mean, sd) = mean_sd(&tests);
     let arch_json = Space::architecture_json(&arch);
-    let nn_json = search.space.nn_config_json(&arch);
+    let nn_json = search.evaluator.space.nn_config_json(&arch);
     outdir::write_atomically(&out.join("architecture.json"), arch_json.as_bytes())?;
     outdir::write_atomically(&out.join("nn_config.json"), nn_json.as_bytes())?;
-    let plan = search.plan(&arch);
+    let ev = &search.evaluator;
+    let plan = ev.plan(&arch);
     let summary = json!({
         "command": COMMAND,
-        "parameter_sharing": search.sharing,
+        "parameter_sharing": ev.sharing,
         "seed": seed,
         "dataset": search.inputs["dataset"],
-        "settings": search.settings,
+        "settings": ev.settings,
         "space": {
-            "num_layers": search.space.num_layers,
-            "operations": search.space.operations.iter().map(|o| o.label()).collect::<Vec<_>>(),
+            "num_layers": ev.space.num_layers,
+            "operations": ev.space.operations.iter().map(|o| o.label()).collect::<Vec<_>>(),
         },
         "search_seconds": search_seconds,
         "final_seconds": final_seconds,
         "wall_seconds": search_seconds + final_seconds,
         "epochs": search.epochs_done,
         "controller_samples": search.rows.len(),
-        "shared_steps": search.shared_steps,
-        "shared_epoch_losses": search.epoch_losses,
-        "shared_seconds_per_epoch": search.shared_seconds,
-        "shared_cpu_seconds_per_epoch": search.shared_cpu_seconds,
+        "shared_steps": ev.shared_steps,
+        "shared_epoch_losses": ev.epoch_losses,
+        "shared_seconds_per_epoch": ev.shared_seconds,
+        "shared_cpu_seconds_per_epoch": ev.shared_cpu_seconds,
         "best": {
             "architecture": arch,
             "katib_architecture": arch_json,
@@ -334,7 +337,7 @@ pub fn run(options: &EnasOptions) -> Result<i32> {
                 "architecture": single_quoted(&arch_json),
                 "nn_config": single_quoted(&nn_json),
             },
-            "operations": arch.iter().map(|r| search.space.operations[r[0] as usize].label()).collect::<Vec<_>>(),
+            "operations": arch.iter().map(|r| ev.space.operations[r[0] as usize].label()).collect::<Vec<_>>(),
             "weights": plan.weight_count(),
             "dev_accuracy": dev_accuracy,
             "test_accuracy_mean": mean,
@@ -349,12 +352,12 @@ pub fn run(options: &EnasOptions) -> Result<i32> {
     super::plot::accuracy(
         &out.join("accuracy.png"),
         &rewards,
-        &search.epoch_losses,
+        &ev.epoch_losses,
         crate::config::MOVING_AVERAGE,
     )?;
     super::plot::architecture(
         &out.join("architecture.png"),
-        &search.space,
+        &ev.space,
         &arch,
         &format!(
             "ENAS on {}: test accuracy {:.2} % (sd {:.2}) over {} retrainings",

@@ -234,7 +234,7 @@ impl EnasSettings {
         count(
             "controller_train_steps",
             self.controller_train_steps,
-            0,
+            1,
             SAMPLES_MAX,
         )?;
         count(

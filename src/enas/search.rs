@@ -1,36 +1,36 @@
-//! The ENAS search (Pham et al. 2018): every epoch alternates the two phases of the paper.
-//! First the shared weights train for one pass over the training split, each mini-batch
-//! through an architecture freshly sampled from the controller (SGD with Nesterov momentum,
-//! a cosine learning rate over all steps, weight decay, gradient clipping, all written out so
-//! that a checkpoint holds them); then the controller takes `controller_train_steps` REINFORCE
-//! steps, each rewarded by its sample's accuracy on a dev mini-batch with the shared weights.
-//! With `sharing` off every sample is instead trained from scratch (Kubeflow Katib's ENAS),
-//! so the two can be compared with the same controller. At the end `final_samples`
-//! architectures are scored on the whole dev split with the shared weights (without sharing:
-//! the best-rewarded sample), and the best is retrained from scratch over the retrain seeds.
+//! The ENAS search (Pham et al. 2018) on the one search loop (`crate::search::run`): the
+//! controller is the loop's strategy (`strategy.rs`), the shared weights its evaluator
+//! (`evaluator.rs`), one controller sample per loop update. An epoch is
+//! `controller_train_steps` updates; the evaluator opens each with the shared-weight phase, so
+//! an epoch alternates the paper's two phases. With `sharing` off every sample is instead
+//! trained from scratch (Kubeflow Katib's ENAS) by the same controller. Here: rollouts.csv's
+//! rows, a checkpoint after every epoch, and at the end the choice of the architecture
+//! (`final_samples` fresh samples scored on the whole dev split with the shared weights;
+//! without sharing the best-rewarded sample), retrained from scratch over the retrain seeds.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use rand::SeedableRng;
 use rand_pcg::Pcg64;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 use super::config::EnasSettings;
-use super::controller::{Controller, ControllerState};
-use super::network::{Network, Plan};
+use super::controller::ControllerState;
+use super::evaluator::EnasEvaluator;
+use super::network::Network;
 use super::ops::OpKind;
 use super::space::{Arch, Space};
-use super::supernet::Supernet;
-use crate::config::TrainerSettings;
-use crate::nn::child::permutation;
+use super::strategy::{EnasStrategy, SharedController};
 use crate::nn::tensors::TrainData;
-use crate::nn::train::{clip_grad_norm, cosine_lr, test_accuracy, train_new, Ending};
+use crate::nn::train::{test_accuracy, train_new, Ending};
 use crate::outdir::{write_atomically, Stop};
 use crate::output::progress::say;
+use crate::output::record::Record;
 use crate::output::rows::RowWriter;
+use crate::search::{LoopSettings, SearchState};
+use crate::seeds::stream;
 
 /// The columns of rollouts.csv.
 pub const HEADER: [&str; 9] = [
@@ -88,10 +88,13 @@ pub struct Checkpoint {
     pub sharing: bool,
     pub epochs_done: usize,
     pub shared_steps: usize,
+    /// The evaluator's generator (mini-batch orders, the shared-weight phase's samples).
     pub rng: Pcg64,
+    /// The loop's generator of the controller's samples.
+    pub search_rng: Pcg64,
     pub controller: ControllerState,
     pub rows: Vec<Row>,
-    /// Mean shared-weight training loss of every finished epoch.
+    /// Mean shared-weight training loss of every finished epoch (empty without sharing).
     pub epoch_losses: Vec<f64>,
     /// Seconds of the shared-weight phase of every finished epoch.
     #[serde(default)]
@@ -107,24 +110,15 @@ pub struct Checkpoint {
 pub const CHECKPOINT: &str = "checkpoint.json";
 pub const SLOTS: [&str; 2] = ["checkpoint-a.ot", "checkpoint-b.ot"];
 
-/// Everything a search works with.
+/// Everything a search works with: the loop's state (the controller as its one strategy),
+/// the evaluator (the shared weights), and the rows so far.
 pub struct Search {
-    pub space: Space,
-    pub kinds: Vec<OpKind>,
-    pub settings: EnasSettings,
-    pub sharing: bool,
-    pub data: TrainData,
-    pub supernet: Supernet,
-    /// Momentum buffers of the shared weights, in `supernet.params` order.
-    pub momentum: Vec<Tensor>,
-    pub controller: Controller,
-    pub rng: Pcg64,
+    pub evaluator: EnasEvaluator,
+    pub state: SearchState<'static>,
+    pub controller: SharedController,
     pub rows: Vec<Row>,
-    pub epoch_losses: Vec<f64>,
-    pub shared_seconds: Vec<f64>,
-    pub shared_cpu_seconds: Vec<f64>,
     pub epochs_done: usize,
-    pub shared_steps: usize,
+    /// Seconds of the finished epochs.
     pub seconds: f64,
     pub inputs: serde_json::Value,
 }
@@ -135,19 +129,10 @@ pub enum Outcome {
     Interrupted,
 }
 
-/// Mini-batch lengths over `n` examples (a last batch of one is dropped: batch norm needs two).
-fn batches(n: usize, batch: usize) -> Vec<usize> {
-    let mut out = vec![batch; n / batch];
-    match n % batch {
-        0 | 1 => {}
-        rest => out.push(rest),
-    }
-    out
-}
-
 impl Search {
-    /// A fresh search: libtorch seeded with `seed` for the shared weights, every other draw
-    /// from a generator seeded with `seed`.
+    /// A fresh search: libtorch seeded with `seed` for the shared weights; the controller's
+    /// weights and samples from `seed`'s stream, the evaluator's draws from another.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         space: Space,
         kinds: Vec<OpKind>,
@@ -156,213 +141,93 @@ impl Search {
         data: TrainData,
         seed: u64,
         inputs: serde_json::Value,
+        stop: Stop,
     ) -> Search {
         tch::manual_seed(seed as i64);
-        let shape = data.input_shape();
-        let supernet = Supernet::new(
-            &kinds,
-            space.num_layers,
-            shape[0],
-            data.n_classes as i64,
-            data.device,
-        );
-        let momentum = supernet.params.iter().map(Tensor::zeros_like).collect();
-        let mut rng = Pcg64::seed_from_u64(seed);
-        let controller = Controller::new(space.num_layers, kinds.len(), &settings, &mut rng);
-        Search {
+        let mut rng = stream(seed, None);
+        let strategy = EnasStrategy::new(space.num_layers, kinds.len(), &settings, &mut rng);
+        let controller = strategy.controller.clone();
+        let evaluator = EnasEvaluator::new(
             space,
             kinds,
             settings,
             sharing,
             data,
-            supernet,
-            momentum,
+            controller.clone(),
+            stream(seed, Some(1)),
+            stop,
+        );
+        let state = SearchState {
+            searches: vec![crate::search::Search::new(Box::new(strategy), seed, rng)],
+            done: 0,
+        };
+        Search {
+            evaluator,
+            state,
             controller,
-            rng,
             rows: Vec::new(),
-            epoch_losses: Vec::new(),
-            shared_seconds: Vec::new(),
-            shared_cpu_seconds: Vec::new(),
             epochs_done: 0,
-            shared_steps: 0,
             seconds: 0.0,
             inputs,
         }
     }
 
-    fn steps_per_epoch(&self) -> usize {
-        batches(self.data.train.len(), self.settings.batch_size).len()
+    pub fn settings(&self) -> &EnasSettings {
+        &self.evaluator.settings
     }
 
-    /// One SGD step (Nesterov momentum, weight decay, clipping) of the shared weights on
-    /// one mini-batch through `arch`; only the blocks `arch` used move. Returns the loss.
-    fn shared_step(&mut self, arch: &Arch, x: &Tensor, y: &Tensor, lr: f64) -> f64 {
-        let s = &self.settings;
-        let (logits, drawn) = self.supernet.forward(arch, x);
-        let loss = logits.cross_entropy_for_logits(y);
-        loss.backward();
-        let value = loss.double_value(&[]);
-        let used: Vec<Tensor> = drawn
-            .used
-            .iter()
-            .map(|&i| self.supernet.params[i].shallow_clone())
-            .collect();
-        if s.child_grad_clip > 0.0 {
-            clip_grad_norm(&used, s.child_grad_clip);
-        }
-        let _g = tch::no_grad_guard();
-        for &i in &drawn.used {
-            let p = &self.supernet.params[i];
-            let mut grad = p.grad();
-            if !grad.defined() {
-                continue;
-            }
-            let g = &grad + p * s.child_weight_decay;
-            let buf = &self.momentum[i] * s.child_momentum + &g;
-            let step = (&g + &buf * s.child_momentum) * lr;
-            self.momentum[i] = buf;
-            let mut p = p.shallow_clone();
-            let _ = p.g_sub_(&step);
-            let _ = grad.zero_();
-        }
-        value
-    }
-
-    /// Trains `arch` from scratch (no sharing) and returns its dev accuracy.
-    fn from_scratch(&mut self, arch: &Arch, stop: &Stop) -> Result<Option<f64>> {
-        let plan = self.plan(arch);
-        let trainer = self.trainer(self.settings.no_sharing_epochs);
-        let seed = rand::RngExt::random::<u64>(&mut self.rng);
-        let (_vs, _net, outcome) = train_new(
-            |p| Network::new(p, &plan),
-            &self.data,
-            &trainer,
-            seed,
-            stop.flag(),
-        )?;
-        if outcome.ending == Ending::Interrupted {
-            return Ok(None);
-        }
-        Ok(Some(outcome.epochs.last().map_or(0.0, |e| e.dev_accuracy)))
-    }
-
-    pub fn plan(&self, arch: &Arch) -> Plan {
-        let shape = self.data.input_shape();
-        Plan::new(
-            arch,
-            |id| self.kinds[id],
-            shape[0],
-            self.data.n_classes as i64,
-        )
-    }
-
-    /// The trainer of a network trained from scratch: the baseline CNN's protocol (SGD with
-    /// Nesterov momentum, cosine schedule, best dev epoch kept) for `epochs` epochs.
-    pub fn trainer(&self, epochs: usize) -> TrainerSettings {
-        TrainerSettings {
-            epochs,
-            ties_to_later: true,
-            ..TrainerSettings::default()
-        }
-    }
-
-    /// Runs the remaining epochs; checkpoints after each.
-    pub fn run(
-        &mut self,
-        out: &Path,
-        csv: &mut RowWriter,
-        stop: &Stop,
-        quiet: bool,
-    ) -> Result<Outcome> {
-        let per_epoch = self.steps_per_epoch();
-        let total = self.settings.epochs * per_epoch;
-        while self.epochs_done < self.settings.epochs {
+    /// Runs the remaining epochs on the one search loop; checkpoints after each.
+    pub fn run(&mut self, out: &Path, csv: &mut RowWriter, quiet: bool) -> Result<Outcome> {
+        let steps = self.settings().controller_train_steps;
+        let epochs = self.settings().epochs;
+        let stop = self.evaluator.stop.clone();
+        while self.epochs_done < epochs {
             let started = Instant::now();
-            let epoch = self.epochs_done;
-            // Phase 1: the shared weights, one pass, an architecture per mini-batch.
-            let (mut loss_sum, mut seen) = (0.0, 0usize);
-            let shared_started = Instant::now();
-            let shared_cpu_started = crate::cpu_time::thread_seconds();
-            if self.sharing {
-                let n = self.data.train.len();
-                let order = permutation(n, &mut self.rng, self.data.device);
-                let mut start = 0i64;
-                for len in batches(n, self.settings.batch_size) {
-                    if stop.requested() {
-                        return Ok(Outcome::Interrupted);
-                    }
-                    let index = order.narrow(0, start, len as i64);
-                    start += len as i64;
-                    let x = self.data.train.x.index_select(0, &index);
-                    let y = self.data.train.y.index_select(0, &index);
-                    let arch = self.controller.sample(&mut self.rng);
-                    let lr = cosine_lr(
-                        self.settings.child_lr,
-                        self.settings.child_lr_min,
-                        self.shared_steps,
-                        total,
-                    );
-                    let loss = self.shared_step(&arch, &x, &y, lr);
-                    anyhow::ensure!(
-                        loss.is_finite(),
-                        "the shared weights diverged (loss {loss}) at epoch {epoch}; lower --set child_lr"
-                    );
-                    loss_sum += loss * len as f64;
-                    seen += len;
-                    self.shared_steps += 1;
-                }
-            }
-            let shared_seconds = shared_started.elapsed().as_secs_f64();
-            let shared_cpu_seconds = crate::cpu_time::thread_seconds() - shared_cpu_started;
-            let epoch_loss = if seen > 0 {
-                loss_sum / seen as f64
-            } else {
-                f64::NAN
+            let mut records: Vec<Record> = Vec::new();
+            let settings = LoopSettings {
+                rollouts: (self.epochs_done + 1) * steps,
+                per_update: 1,
             };
-            // Phase 2: the controller, rewarded on dev mini-batches.
-            let mut new_rows = Vec::new();
-            let n_dev = self.data.dev.len();
-            for step in 0..self.settings.controller_train_steps {
-                if stop.requested() {
-                    return Ok(Outcome::Interrupted);
-                }
-                let sample = self.controller.run(None, &mut self.rng);
-                let accuracy = if self.sharing {
-                    let take = self.settings.controller_batch_size.min(n_dev);
-                    let order = permutation(n_dev, &mut self.rng, self.data.device).narrow(
-                        0,
-                        0,
-                        take as i64,
-                    );
-                    let x = self.data.dev.x.index_select(0, &order);
-                    let y = self.data.dev.y.index_select(0, &order);
-                    self.supernet.accuracy(&sample.arch, &x, &y)
-                } else {
-                    match self.from_scratch(&sample.arch, stop)? {
-                        Some(a) => a,
-                        None => return Ok(Outcome::Interrupted),
-                    }
-                };
-                let update = self.controller.update(&sample, accuracy);
-                new_rows.push(Row {
-                    epoch: epoch + 1,
-                    step: step + 1,
-                    architecture: Space::architecture_json(&sample.arch),
-                    reward: update.reward,
-                    accuracy,
-                    baseline: update.baseline,
-                    entropy: update.entropy,
-                    skip_rate: update.skip_rate,
-                    loss: update.loss,
-                    seconds: self.seconds + started.elapsed().as_secs_f64(),
-                });
+            crate::search::run(
+                &mut self.evaluator,
+                settings,
+                &mut self.state,
+                &mut |new, _| {
+                    records.extend_from_slice(new);
+                    Ok(())
+                },
+                &|| !stop.requested(),
+            )?;
+            if self.state.done < settings.rollouts {
+                return Ok(Outcome::Interrupted);
             }
+            let base = self.seconds;
+            let mut elapsed = 0.0;
+            let new_rows: Vec<Row> = records
+                .iter()
+                .map(|r| {
+                    elapsed += r.seconds;
+                    let detail = |k: &str| r.details[k].as_f64().unwrap_or(f64::NAN);
+                    Row {
+                        epoch: (r.rollout - 1) / steps + 1,
+                        step: (r.rollout - 1) % steps + 1,
+                        architecture: match serde_json::from_str::<Arch>(&r.architecture) {
+                            Ok(arch) => Space::architecture_json(&arch),
+                            Err(_) => r.architecture.clone(),
+                        },
+                        reward: r.reward,
+                        accuracy: r.accuracy,
+                        baseline: detail("baseline"),
+                        entropy: detail("entropy"),
+                        skip_rate: detail("skip_rate"),
+                        loss: detail("loss"),
+                        seconds: base + elapsed,
+                    }
+                })
+                .collect();
             csv.append(&new_rows.iter().map(Row::fields).collect::<Vec<_>>())?;
             csv.sync()?;
             self.rows.extend(new_rows);
-            self.epoch_losses.push(epoch_loss);
-            self.shared_seconds.push(shared_seconds);
-            self.shared_cpu_seconds.push(shared_cpu_seconds);
             self.epochs_done += 1;
             self.seconds += started.elapsed().as_secs_f64();
             self.save(out)?;
@@ -370,19 +235,22 @@ impl Search {
                 .rows
                 .iter()
                 .rev()
-                .take(self.settings.controller_train_steps.max(1))
+                .take(steps)
                 .map(|r| r.accuracy)
                 .collect();
             let mean = recent.iter().sum::<f64>() / recent.len().max(1) as f64;
+            let loss = match self.evaluator.epoch_losses.last() {
+                Some(l) if self.evaluator.sharing => format!("shared loss {l:.4}  "),
+                _ => String::new(),
+            };
             say(
                 quiet,
                 &format!(
-                    "epoch {}/{}  shared loss {:.4}  controller dev accuracy {:.3}  baseline {:.3}  {:.1}s",
+                    "epoch {}/{}  {loss}controller dev accuracy {:.3}  baseline {:.3}  {:.1}s",
                     self.epochs_done,
-                    self.settings.epochs,
-                    epoch_loss,
+                    epochs,
                     mean,
-                    self.controller.state.baseline,
+                    self.controller.lock().state.baseline,
                     started.elapsed().as_secs_f64()
                 ),
             );
@@ -398,14 +266,16 @@ impl Search {
         } else {
             SLOTS[0]
         };
+        let ev = &self.evaluator;
         let mut named: Vec<(String, Tensor)> = Vec::new();
-        for (i, p) in self.supernet.params.iter().enumerate() {
+        for (i, p) in ev.supernet.params.iter().enumerate() {
             named.push((format!("p{i}"), p.shallow_clone()));
         }
-        for (i, m) in self.momentum.iter().enumerate() {
+        for (i, m) in ev.momentum.iter().enumerate() {
             named.push((format!("m{i}"), m.shallow_clone()));
         }
-        for (i, c) in self.controller.tensors().into_iter().enumerate() {
+        let controller = self.controller.lock();
+        for (i, c) in controller.tensors().into_iter().enumerate() {
             named.push((format!("c{i}"), c));
         }
         let tmp = out.join(format!("{slot}.tmp"));
@@ -415,16 +285,17 @@ impl Search {
             .with_context(|| format!("cannot write {}", out.join(slot).display()))?;
         let checkpoint = Checkpoint {
             inputs: self.inputs.clone(),
-            settings: self.settings.clone(),
-            sharing: self.sharing,
+            settings: ev.settings.clone(),
+            sharing: ev.sharing,
             epochs_done: self.epochs_done,
-            shared_steps: self.shared_steps,
-            rng: self.rng.clone(),
-            controller: self.controller.state.clone(),
+            shared_steps: ev.shared_steps,
+            rng: ev.rng.clone(),
+            search_rng: self.state.searches[0].rng.clone(),
+            controller: controller.state.clone(),
             rows: self.rows.clone(),
-            epoch_losses: self.epoch_losses.clone(),
-            shared_seconds: self.shared_seconds.clone(),
-            shared_cpu_seconds: self.shared_cpu_seconds.clone(),
+            epoch_losses: ev.epoch_losses.clone(),
+            shared_seconds: ev.shared_seconds.clone(),
+            shared_cpu_seconds: ev.shared_cpu_seconds.clone(),
             seconds: self.seconds,
             slot: slot.to_string(),
         };
@@ -432,13 +303,15 @@ impl Search {
         write_atomically(&out.join(CHECKPOINT), &text)
     }
 
-    /// Continues from `checkpoint` (the search built anew from the same inputs).
+    /// Continues from `checkpoint` (the search built anew from the same inputs). The
+    /// controller's tensors come from the tensor file (exact), not from the strategy's JSON.
     pub fn restore(&mut self, out: &Path, c: Checkpoint) -> Result<()> {
         let path = out.join(&c.slot);
         let loaded =
             Tensor::load_multi(&path).with_context(|| format!("cannot read {}", path.display()))?;
         let mut controller = Vec::new();
         let _g = tch::no_grad_guard();
+        let ev = &mut self.evaluator;
         for (name, t) in loaded {
             let (kind, index) = name.split_at(1);
             let i: usize = index
@@ -446,7 +319,7 @@ impl Search {
                 .context("a checkpoint tensor has a bad name")?;
             match kind {
                 "p" => {
-                    let p = self
+                    let p = ev
                         .supernet
                         .params
                         .get(i)
@@ -455,7 +328,7 @@ impl Search {
                     p.shallow_clone().copy_(&t);
                 }
                 "m" => {
-                    let m = self
+                    let m = ev
                         .momentum
                         .get_mut(i)
                         .context("the checkpoint's supernet differs")?;
@@ -466,14 +339,17 @@ impl Search {
         }
         controller.sort_by_key(|(i, _)| *i);
         let tensors: Vec<Tensor> = controller.into_iter().map(|(_, t)| t).collect();
-        self.controller.restore(&tensors, c.controller)?;
-        self.rng = c.rng;
+        self.controller.lock().restore(&tensors, c.controller)?;
+        ev.rng = c.rng;
+        ev.shared_steps = c.shared_steps;
+        ev.epoch_losses = c.epoch_losses;
+        ev.shared_seconds = c.shared_seconds;
+        ev.shared_cpu_seconds = c.shared_cpu_seconds;
+        ev.scored = c.rows.len();
+        self.state.searches[0].rng = c.search_rng;
+        self.state.done = c.rows.len();
         self.rows = c.rows;
-        self.epoch_losses = c.epoch_losses;
-        self.shared_seconds = c.shared_seconds;
-        self.shared_cpu_seconds = c.shared_cpu_seconds;
         self.epochs_done = c.epochs_done;
-        self.shared_steps = c.shared_steps;
         self.seconds = c.seconds;
         Ok(())
     }
@@ -482,13 +358,13 @@ impl Search {
     /// the whole dev split with the shared weights (ties: the first); without, the sample with
     /// the best reward (ties: the latest).
     pub fn choose(&mut self) -> (Arch, f64, Vec<(Arch, f64)>) {
-        if self.sharing {
+        let ev = &mut self.evaluator;
+        let controller = self.controller.lock();
+        if ev.sharing {
             let mut scored = Vec::new();
-            for _ in 0..self.settings.final_samples {
-                let arch = self.controller.sample(&mut self.rng);
-                let acc = self
-                    .supernet
-                    .accuracy(&arch, &self.data.dev.x, &self.data.dev.y);
+            for _ in 0..ev.settings.final_samples {
+                let arch = controller.sample(&mut ev.rng);
+                let acc = ev.supernet.accuracy(&arch, &ev.data.dev.x, &ev.data.dev.y);
                 scored.push((arch, acc));
             }
             let mut best = 0;
@@ -507,7 +383,7 @@ impl Search {
             }
             let arch = best
                 .and_then(|r| serde_json::from_str::<Arch>(&r.architecture).ok())
-                .unwrap_or_else(|| self.controller.sample(&mut self.rng));
+                .unwrap_or_else(|| controller.sample(&mut ev.rng));
             let acc = best.map_or(0.0, |r| r.accuracy);
             (arch, acc, Vec::new())
         }
@@ -515,13 +391,14 @@ impl Search {
 
     /// Retrains `arch` from scratch once per seed; test accuracies (None when interrupted).
     pub fn retrain(&self, arch: &Arch, seeds: &[u64], stop: &Stop) -> Result<Option<Vec<f64>>> {
-        let plan = self.plan(arch);
-        let trainer = self.trainer(self.settings.final_epochs);
+        let ev = &self.evaluator;
+        let plan = ev.plan(arch);
+        let trainer = ev.trainer(ev.settings.final_epochs);
         let mut out = Vec::new();
         for &seed in seeds {
             let (_vs, net, outcome) = train_new(
                 |p| Network::new(p, &plan),
-                &self.data,
+                &ev.data,
                 &trainer,
                 seed,
                 stop.flag(),
@@ -529,7 +406,7 @@ impl Search {
             if outcome.ending == Ending::Interrupted {
                 return Ok(None);
             }
-            out.push(test_accuracy(&net, &self.data, &trainer));
+            out.push(test_accuracy(&net, &ev.data, &trainer));
         }
         Ok(Some(out))
     }

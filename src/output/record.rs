@@ -35,6 +35,9 @@ pub struct Record {
     /// Wall seconds of this rollout (its share of the batch it was trained in).
     pub seconds: f64,
     pub diverged: bool,
+    /// What else the strategy reported of it (`Told::details`; Null where nothing). Not a
+    /// column of the shared rollouts.csv: a command that records it writes its own columns.
+    pub details: serde_json::Value,
 }
 
 /// The columns of rollouts.csv, in order.
@@ -180,6 +183,7 @@ pub fn read(path: &Path) -> Result<Vec<Record>, String> {
             epochs: epochs.map(whole).transpose()?.unwrap_or(0) as usize,
             seconds: opt(seconds)?.unwrap_or(0.0),
             diverged: diverged.map(get).transpose()? == Some("1"),
+            details: serde_json::Value::Null,
         });
     }
     Ok(out)
@@ -264,6 +268,7 @@ mod tests {
             epochs: 12,
             seconds: 0.25,
             diverged: false,
+            details: serde_json::Value::Null,
         }
     }
 

@@ -62,13 +62,15 @@ impl Proposal {
 }
 
 /// What a strategy learned from, for the record: the reward of each proposal (the fitness,
-/// reshaped where the strategy does so) and, for a policy-gradient learner, the entropy weight
-/// and loss of its update.
+/// reshaped where the strategy does so), for a policy-gradient learner the entropy weight and
+/// loss of its update, and per proposal whatever else the strategy computed that its command
+/// records (ENAS: the baseline, the sample's entropy and skip rate); empty where none.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Told {
     pub rewards: Vec<f64>,
     pub beta: Option<f64>,
     pub loss: Option<f64>,
+    pub details: Vec<Value>,
 }
 
 /// Proposes configurations and learns from how good they were (ask/tell). The search loop

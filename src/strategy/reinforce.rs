@@ -123,6 +123,7 @@ impl Strategy for Reinforce<'_> {
             rewards,
             beta: Some(beta),
             loss: Some(stats.loss),
+            details: Vec::new(),
         })
     }
 

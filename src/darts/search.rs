@@ -30,7 +30,7 @@ use crate::nn::tensors::TrainData;
 use crate::nn::train::{test_accuracy, train_new, Ending};
 use crate::outdir::{self, Stop};
 use crate::output::plot::{curves, Curve};
-use crate::output::progress::say;
+use crate::output::progress::{say, Progress};
 use crate::output::rows::{self, RowWriter};
 
 /// The command name in run folders' markers.
@@ -544,6 +544,7 @@ fn search(
         );
     }
     let eval_batch = crate::config::EVAL_BATCH_SIZE;
+    let mut progress = Progress::epochs(s.num_epochs, state.epochs_done, quiet);
     while state.epochs_done < s.num_epochs {
         let epoch = state.epochs_done;
         let started = Instant::now();
@@ -558,6 +559,7 @@ fn search(
         let (mut at_w, mut at_a) = (0i64, 0i64);
         for step in 0..steps {
             if stop.requested() {
+                progress.finish();
                 say(
                     quiet,
                     &format!(
@@ -616,15 +618,12 @@ fn search(
                 .sum(Kind::Int64)
                 .int64_value(&[]);
             if !quiet && s.print_step > 0 && (step + 1) % s.print_step == 0 {
-                say(
-                    quiet,
-                    &format!(
-                        "  epoch {} step {}/{steps}: loss {:.4}",
-                        epoch + 1,
-                        step + 1,
-                        loss_sum / seen.max(1) as f64
-                    ),
-                );
+                progress.line(&format!(
+                    "  epoch {} step {}/{steps}: loss {:.4}",
+                    epoch + 1,
+                    step + 1,
+                    loss_sum / seen.max(1) as f64
+                ));
             }
         }
         let (step_seconds, step_cpu_seconds) =
@@ -686,24 +685,27 @@ fn search(
         }
         alphas_out.append(&alpha_rows)?;
         state.search_seconds += record.seconds;
-        say(
-            quiet,
-            &format!(
-                "epoch {}/{}  train {:.3}  val {:.3}  dev {:.3}  {:.1} s  {}",
-                epoch + 1,
-                s.num_epochs,
-                record.train_accuracy,
-                val_accuracy,
-                dev_accuracy,
-                record.seconds,
-                record.genotype
-            ),
-        );
+        progress.line(&format!(
+            "epoch {}/{}  train {:.3}  val {:.3}  dev {:.3}  {:.1} s  {}",
+            epoch + 1,
+            s.num_epochs,
+            record.train_accuracy,
+            val_accuracy,
+            dev_accuracy,
+            record.seconds,
+            record.genotype
+        ));
+        let spread = mean_spread(&weights);
         state.history.push(record);
         state.epochs_done += 1;
         state.adam_steps = adam.steps;
         save_checkpoint(dir, &net, &sgd, &adam, &state)?;
+        progress.update(
+            state.epochs_done,
+            &format!("dev {dev_accuracy:.3}  mean alpha spread {spread:.3}"),
+        );
     }
+    progress.finish();
     finish(state, &net, dir, &data, quiet, stop)
 }
 
@@ -827,26 +829,33 @@ fn save_checkpoint_state_only(dir: &Path, state: &State) -> Result<()> {
     std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// Each edge's spread of softmax weights (max - min), per cell kind.
+fn edge_spreads(weights: &[Vec<Vec<f64>>]) -> Vec<Vec<f64>> {
+    weights
+        .iter()
+        .map(|kind| {
+            kind.iter()
+                .map(|row| {
+                    let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    let min = row.iter().copied().fold(f64::INFINITY, f64::min);
+                    max - min
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The mean over every edge of `edge_spreads` (0 without edges).
+fn mean_spread(weights: &[Vec<Vec<f64>>]) -> f64 {
+    let all: Vec<f64> = edge_spreads(weights).into_iter().flatten().collect();
+    all.iter().sum::<f64>() / all.len().max(1) as f64
+}
+
 fn write_summary(state: &State, found: &Genotype, dir: &Path) -> Result<()> {
     let s = &state.settings;
     let last = state.history.last();
     // Each edge's spread of softmax weights (max - min) at the end.
-    let spreads: Vec<Vec<f64>> = last
-        .map(|r| {
-            r.weights
-                .iter()
-                .map(|kind| {
-                    kind.iter()
-                        .map(|row| {
-                            let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                            let min = row.iter().copied().fold(f64::INFINITY, f64::min);
-                            max - min
-                        })
-                        .collect()
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let spreads: Vec<Vec<f64>> = last.map(|r| edge_spreads(&r.weights)).unwrap_or_default();
     let all: Vec<f64> = spreads.iter().flatten().copied().collect();
     let near = all.iter().filter(|&&x| x < NEAR_UNIFORM).count();
     let warning = (all.is_empty() || near as f64 > NEAR_UNIFORM_SHARE * all.len() as f64).then(|| {

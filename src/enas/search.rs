@@ -26,7 +26,7 @@ use super::strategy::{EnasStrategy, SharedController};
 use crate::nn::tensors::TrainData;
 use crate::nn::train::{test_accuracy, train_new, Ending};
 use crate::outdir::{write_atomically, Stop};
-use crate::output::progress::say;
+use crate::output::progress::Progress;
 use crate::output::record::Record;
 use crate::output::rows::RowWriter;
 use crate::search::{LoopSettings, SearchState};
@@ -181,6 +181,7 @@ impl Search {
         let steps = self.settings().controller_train_steps;
         let epochs = self.settings().epochs;
         let stop = self.evaluator.stop.clone();
+        let mut progress = Progress::epochs(epochs, self.epochs_done, quiet);
         while self.epochs_done < epochs {
             let started = Instant::now();
             let mut records: Vec<Record> = Vec::new();
@@ -199,6 +200,7 @@ impl Search {
                 &|| !stop.requested(),
             )?;
             if self.state.done < settings.rollouts {
+                progress.finish();
                 return Ok(Outcome::Interrupted);
             }
             let base = self.seconds;
@@ -243,18 +245,19 @@ impl Search {
                 Some(l) if self.evaluator.sharing => format!("shared loss {l:.4}  "),
                 _ => String::new(),
             };
-            say(
-                quiet,
-                &format!(
-                    "epoch {}/{}  {loss}controller dev accuracy {:.3}  baseline {:.3}  {:.1}s",
-                    self.epochs_done,
-                    epochs,
-                    mean,
-                    self.controller.lock().state.baseline,
-                    started.elapsed().as_secs_f64()
-                ),
+            let baseline = self.controller.lock().state.baseline;
+            progress.line(&format!(
+                "epoch {}/{}  {loss}controller dev accuracy {mean:.3}  baseline {baseline:.3}  {:.1}s",
+                self.epochs_done,
+                epochs,
+                started.elapsed().as_secs_f64()
+            ));
+            progress.update(
+                self.epochs_done,
+                &format!("dev accuracy {mean:.3}  baseline {baseline:.3}"),
             );
         }
+        progress.finish();
         Ok(Outcome::Finished)
     }
 

@@ -14,6 +14,7 @@ pub struct Progress {
     last_line: usize,
     started: Instant,
     unit: &'static str,
+    quiet: bool,
 }
 
 impl Progress {
@@ -43,6 +44,24 @@ impl Progress {
             last_line: done,
             started: Instant::now(),
             unit,
+            quiet,
+        }
+    }
+
+    /// A bar over epochs for searches that report every epoch in a line of their own
+    /// (`line`): on a terminal the lines scroll above the bar, elsewhere (logs, CI) only the
+    /// lines are written, one per epoch.
+    pub fn epochs(total: usize, done: usize, quiet: bool) -> Self {
+        let mut p = Progress::counting(total, done, quiet, "epochs");
+        p.lines = false;
+        p
+    }
+
+    /// One line of the search's own (unless quiet): above the bar on a terminal.
+    pub fn line(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => say(self.quiet, text),
         }
     }
 

@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
 use super::config::{EnasSettings, TRIAL_BATCH_SIZE, TRIAL_LR};
+use super::evaluator::Problem;
 use super::katib::{self, KatibInput};
 use super::network::{Network, Plan};
 use super::ops::OpKind;
@@ -100,10 +101,7 @@ fn check_sizes(
 
 /// The inputs of a fresh run, read and checked: the Katib file, settings and data.
 struct Prepared {
-    space: Space,
-    kinds: Vec<OpKind>,
-    settings: EnasSettings,
-    data: TrainData,
+    problem: Problem,
     inputs: Value,
 }
 
@@ -173,10 +171,12 @@ fn prepare(
         "sharing": !options.no_sharing,
     });
     Ok(Prepared {
-        space,
-        kinds,
-        settings,
-        data,
+        problem: Problem {
+            space,
+            kinds,
+            settings,
+            data,
+        },
         inputs,
     })
 }
@@ -228,11 +228,8 @@ pub fn run(options: &EnasOptions) -> Result<i32> {
                 Some(checkpoint.settings.clone()),
             )?;
             let mut s = Search::new(
-                p.space,
-                p.kinds,
-                p.settings,
+                p.problem,
                 checkpoint.sharing,
-                p.data,
                 same.seed,
                 p.inputs,
                 Stop::on_signals()?,
@@ -244,11 +241,8 @@ pub fn run(options: &EnasOptions) -> Result<i32> {
             let p = prepare(options, None, None)?;
             let out = outdir::prepare(options.out.as_deref(), options.force, COMMAND)?;
             let s = Search::new(
-                p.space,
-                p.kinds,
-                p.settings,
+                p.problem,
                 !options.no_sharing,
-                p.data,
                 options.seed,
                 p.inputs,
                 Stop::on_signals()?,

@@ -23,6 +23,14 @@ use crate::nn::tensors::TrainData;
 use crate::nn::train::{clip_grad_norm, cosine_lr, train_new, Ending};
 use crate::outdir::Stop;
 
+/// What an ENAS search runs on: the space, its operations, the settings and the data.
+pub struct Problem {
+    pub space: Space,
+    pub kinds: Vec<OpKind>,
+    pub settings: EnasSettings,
+    pub data: TrainData,
+}
+
 /// The shared weights, the data, and what the shared-weight phase has done so far.
 pub struct EnasEvaluator {
     pub space: Space,
@@ -60,19 +68,21 @@ pub fn batches(n: usize, batch: usize) -> Vec<usize> {
 }
 
 impl EnasEvaluator {
-    /// An evaluator with a new supernet (its weights drawn by libtorch's generator, to be
-    /// seeded by the caller) on `data`.
-    #[allow(clippy::too_many_arguments)]
+    /// An evaluator with a new supernet for `problem` (its weights drawn by libtorch's
+    /// generator, to be seeded by the caller).
     pub fn new(
-        space: Space,
-        kinds: Vec<OpKind>,
-        settings: EnasSettings,
+        problem: Problem,
         sharing: bool,
-        data: TrainData,
         controller: SharedController,
         rng: Pcg64,
         stop: Stop,
     ) -> EnasEvaluator {
+        let Problem {
+            space,
+            kinds,
+            settings,
+            data,
+        } = problem;
         let shape = data.input_shape();
         let supernet = Supernet::new(
             &kinds,

@@ -18,12 +18,10 @@ use tch::{Kind, Tensor};
 
 use super::config::EnasSettings;
 use super::controller::ControllerState;
-use super::evaluator::EnasEvaluator;
+use super::evaluator::{EnasEvaluator, Problem};
 use super::network::Network;
-use super::ops::OpKind;
 use super::space::{Arch, Space};
 use super::strategy::{EnasStrategy, SharedController};
-use crate::nn::tensors::TrainData;
 use crate::nn::train::{test_accuracy, train_new, Ending};
 use crate::outdir::{write_atomically, Stop};
 use crate::output::progress::Progress;
@@ -132,27 +130,25 @@ pub enum Outcome {
 impl Search {
     /// A fresh search: libtorch seeded with `seed` for the shared weights; the controller's
     /// weights and samples from `seed`'s stream, the evaluator's draws from another.
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
-        space: Space,
-        kinds: Vec<OpKind>,
-        settings: EnasSettings,
+        problem: Problem,
         sharing: bool,
-        data: TrainData,
         seed: u64,
         inputs: serde_json::Value,
         stop: Stop,
     ) -> Search {
         tch::manual_seed(seed as i64);
         let mut rng = stream(seed, None);
-        let strategy = EnasStrategy::new(space.num_layers, kinds.len(), &settings, &mut rng);
+        let strategy = EnasStrategy::new(
+            problem.space.num_layers,
+            problem.kinds.len(),
+            &problem.settings,
+            &mut rng,
+        );
         let controller = strategy.controller.clone();
         let evaluator = EnasEvaluator::new(
-            space,
-            kinds,
-            settings,
+            problem,
             sharing,
-            data,
             controller.clone(),
             stream(seed, Some(1)),
             stop,

@@ -15,8 +15,12 @@ build: setup  ## target/release/archsearch, runnable without environment variabl
 run: build  ## the default 5000-rollout half-moon search
 	./target/release/archsearch $(ARGS)
 
+# Unit tests share one process, and libtorch's random generator is global to it: tests that seed
+# it and compare two runs would race with tests drawing from it, so they run one at a time. The
+# end-to-end tests run the binary in processes of their own, two at a time.
 test: setup  ## every test, unit and end to end
-	$(CARGO) test --release --all-features
+	$(CARGO) test --release --all-features --lib --bins -- --test-threads=1
+	$(CARGO) test --release --all-features --test '*'
 
 bench: build  ## speed figures for BENCHMARKS.md
 	./target/release/archsearch bench $(ARGS)

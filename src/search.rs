@@ -194,6 +194,27 @@ pub fn run(
     Ok(())
 }
 
+/// `run` without a caller of its own per update: every record, in order. Stops as `run` does.
+pub fn run_collecting(
+    evaluator: &mut dyn Evaluator,
+    settings: LoopSettings,
+    state: &mut SearchState,
+    keep_going: &dyn Fn() -> bool,
+) -> Result<Vec<Record>> {
+    let mut records = Vec::new();
+    run(
+        evaluator,
+        settings,
+        state,
+        &mut |new, _| {
+            records.extend_from_slice(new);
+            Ok(())
+        },
+        keep_going,
+    )?;
+    Ok(records)
+}
+
 /// The error that stops a search whose controller update would leave numbers that are not
 /// finite.
 pub fn diverged(search: usize, rollout: usize, why: &str) -> anyhow::Error {
@@ -304,22 +325,11 @@ mod tests {
             stop_at: 0,
             seeds: vec![],
         };
-        let mut records = Vec::new();
         let settings = LoopSettings {
             rollouts: 5,
             per_update: 2,
         };
-        run(
-            &mut ev,
-            settings,
-            &mut state,
-            &mut |r, _| {
-                records.extend_from_slice(r);
-                Ok(())
-            },
-            &|| true,
-        )
-        .unwrap();
+        let records = run_collecting(&mut ev, settings, &mut state, &|| true).unwrap();
         assert_eq!(state.done, 5);
         // Batches of 2, 2 and 1 per search, search 0's first in each batch.
         let order: Vec<(usize, usize)> = records.iter().map(|r| (r.search, r.rollout)).collect();

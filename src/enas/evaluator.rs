@@ -20,7 +20,7 @@ use crate::config::TrainerSettings;
 use crate::nn::child::{permutation, TrainOutcome};
 use crate::nn::evaluator::{EvalJob, Evaluator};
 use crate::nn::tensors::TrainData;
-use crate::nn::train::{clip_grad_norm, cosine_lr, train_new, Ending};
+use crate::nn::train::{batch_lengths, clip_grad_norm, cosine_lr, train_new, Ending};
 use crate::outdir::Stop;
 
 /// What an ENAS search runs on: the space, its operations, the settings and the data.
@@ -55,16 +55,6 @@ pub struct EnasEvaluator {
     /// CPU seconds of the search thread in every pass (steady on a loaded machine).
     pub shared_cpu_seconds: Vec<f64>,
     pub stop: Stop,
-}
-
-/// Mini-batch lengths over `n` examples (a last batch of one is dropped: batch norm needs two).
-pub fn batches(n: usize, batch: usize) -> Vec<usize> {
-    let mut out = vec![batch; n / batch];
-    match n % batch {
-        0 | 1 => {}
-        rest => out.push(rest),
-    }
-    out
 }
 
 impl EnasEvaluator {
@@ -112,7 +102,7 @@ impl EnasEvaluator {
     }
 
     pub fn steps_per_epoch(&self) -> usize {
-        batches(self.data.train.len(), self.settings.batch_size).len()
+        batch_lengths(self.data.train.len(), self.settings.batch_size).len()
     }
 
     /// One SGD step (Nesterov momentum, weight decay, clipping) of the shared weights on
@@ -161,7 +151,7 @@ impl EnasEvaluator {
         let n = self.data.train.len();
         let order = permutation(n, &mut self.rng, self.data.device);
         let mut start = 0i64;
-        for len in batches(n, self.settings.batch_size) {
+        for len in batch_lengths(n, self.settings.batch_size) {
             if self.stop.requested() {
                 return Ok(false);
             }

@@ -25,7 +25,6 @@ use super::strategy::{EnasStrategy, SharedController};
 use crate::nn::train::{test_accuracy, train_new, Ending};
 use crate::outdir::{write_atomically, Stop};
 use crate::output::progress::Progress;
-use crate::output::record::Record;
 use crate::output::rows::RowWriter;
 use crate::search::{LoopSettings, SearchState};
 use crate::seeds::stream;
@@ -180,19 +179,14 @@ impl Search {
         let mut progress = Progress::epochs(epochs, self.epochs_done, quiet);
         while self.epochs_done < epochs {
             let started = Instant::now();
-            let mut records: Vec<Record> = Vec::new();
             let settings = LoopSettings {
                 rollouts: (self.epochs_done + 1) * steps,
                 per_update: 1,
             };
-            crate::search::run(
+            let records = crate::search::run_collecting(
                 &mut self.evaluator,
                 settings,
                 &mut self.state,
-                &mut |new, _| {
-                    records.extend_from_slice(new);
-                    Ok(())
-                },
                 &|| !stop.requested(),
             )?;
             if self.state.done < settings.rollouts {

@@ -198,22 +198,12 @@ mod tests {
             searches: vec![Search::new(Box::new(strategy), 5, rng)],
             done: 0,
         };
-        let mut records = Vec::new();
         let settings = LoopSettings {
             rollouts: 300,
             per_update: 1,
         };
-        crate::search::run(
-            &mut Toy,
-            settings,
-            &mut state,
-            &mut |r, _| {
-                records.extend_from_slice(r);
-                Ok(())
-            },
-            &|| true,
-        )
-        .unwrap();
+        let records =
+            crate::search::run_collecting(&mut Toy, settings, &mut state, &|| true).unwrap();
         assert_eq!(records.len(), 300);
         // Each record carries the update's baseline, entropy and skip rate for rollouts.csv;
         // the baseline is the moving average of the rewards (decay 0.9 from 0).

@@ -153,7 +153,7 @@ fn restore(vs: &nn::VarStore, saved: &[(String, Tensor)]) {
 
 /// Mini-batch lengths of an epoch over `n` examples: a last batch of a single example is
 /// dropped (batch norm cannot normalise it in train mode).
-pub(crate) fn batch_lengths(n: usize, batch: usize) -> Vec<usize> {
+pub fn batch_lengths(n: usize, batch: usize) -> Vec<usize> {
     let mut lengths = vec![batch; n / batch];
     match n % batch {
         0 => {}

@@ -349,6 +349,7 @@ pub fn retrainer(settings: &DartsSettings) -> TrainerSettings {
     } else {
         TrainerSettings {
             epochs: settings.retrain_epochs,
+            lr: settings.retrain_lr,
             ..TrainerSettings::default()
         }
     }
@@ -1011,6 +1012,20 @@ mod tests {
             t
         );
         assert_eq!(DartsSettings::default().retrain_epochs, general.epochs);
+        assert_eq!(DartsSettings::default().retrain_lr, general.lr);
+        // `retrain_lr` sets the general trainer's peak learning rate and nothing else.
+        let slow = DartsSettings {
+            retrain_lr: 0.025,
+            ..s.clone()
+        };
+        assert_eq!(
+            TrainerSettings {
+                epochs: 7,
+                lr: 0.025,
+                ..general.clone()
+            },
+            retrainer(&slow)
+        );
         let s = DartsSettings {
             retrain_protocol: "final".into(),
             ..s

@@ -36,6 +36,10 @@ pub struct DartsSettings {
     pub retrain_seeds: usize,
     pub random_genotypes: usize,
     pub retrain_epochs: usize,
+    /// Peak learning rate of the "cnn" retraining protocol (the general trainer's cosine); the
+    /// "final" protocol keeps its own.
+    #[serde(default = "retrain_lr_default")]
+    pub retrain_lr: f64,
     /// How the found and random genotypes are retrained: "cnn" (the general trainer's
     /// settings, the fixed CNN baseline's protocol) or "final" (the final-training protocol).
     #[serde(default = "retrain_protocol_default")]
@@ -66,10 +70,15 @@ impl Default for DartsSettings {
             retrain_seeds: RETRAIN_SEEDS,
             random_genotypes: RANDOM_GENOTYPES,
             retrain_epochs: RETRAIN_EPOCHS,
+            retrain_lr: RETRAIN_LR,
             retrain_protocol: RETRAIN_PROTOCOL.to_string(),
             train_images: TRAIN_IMAGES,
         }
     }
+}
+
+fn retrain_lr_default() -> f64 {
+    RETRAIN_LR
 }
 
 fn retrain_protocol_default() -> String {
@@ -159,6 +168,7 @@ impl DartsSettings {
             "retrain_seeds" => self.retrain_seeds = whole()?,
             "random_genotypes" => self.random_genotypes = whole()?,
             "retrain_epochs" => self.retrain_epochs = whole()?,
+            "retrain_lr" => self.retrain_lr = number,
             "train_images" => self.train_images = whole()?,
             _ => {
                 return Err(UsageError::new(format!(
@@ -180,6 +190,7 @@ impl DartsSettings {
             "retrain_seeds",
             "random_genotypes",
             "retrain_epochs",
+            "retrain_lr",
             "retrain_protocol",
             "train_images",
         ]);
@@ -273,7 +284,11 @@ impl DartsSettings {
                 self.stem_multiplier * self.init_channels
             ));
         }
-        for (key, v) in [("w_lr", self.w_lr), ("alpha_lr", self.alpha_lr)] {
+        for (key, v) in [
+            ("w_lr", self.w_lr),
+            ("alpha_lr", self.alpha_lr),
+            ("retrain_lr", self.retrain_lr),
+        ] {
             if !(v > 0.0 && v <= LR_MAX) {
                 return bad(format!(
                     "{key} must be above 0 and at most {LR_MAX}, got {v}"
@@ -513,6 +528,11 @@ mod tests {
             ..DartsSettings::default()
         };
         assert!(lr.validate().unwrap_err().0.contains("w_lr_min"));
+        let mut r = DartsSettings::default();
+        r.set("retrain_lr=0.025").unwrap();
+        assert_eq!(r.retrain_lr, 0.025);
+        r.retrain_lr = 0.0;
+        assert!(r.validate().unwrap_err().0.contains("retrain_lr"));
         DartsSettings::default().validate().unwrap();
     }
 }

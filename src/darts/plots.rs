@@ -150,8 +150,17 @@ pub fn cell(path: &Path, genes: &CellGenes, title: &str) -> Result<()> {
                 ));
             }
             if let (Ok(()), Some(t)) = (&r, text) {
-                let mid = ((start.0 + end.0) / 2 - 25, (start.1 + end.1) / 2 - 18);
-                r = root.draw(&Text::new(t.to_string(), mid, (FONT, 15)));
+                // Two thirds of the way, near the arrow's head, in the arrow's colour: edges
+                // that leave one node or cross each other keep their labels apart.
+                let at = (
+                    start.0 + (end.0 - start.0) * 2 / 3 - 25,
+                    start.1 + (end.1 - start.1) * 2 / 3 - 18,
+                );
+                r = root.draw(&Text::new(
+                    t.to_string(),
+                    at,
+                    (FONT, 15).into_font().color(&colour),
+                ));
             }
             r.map_err(|e| e.to_string())
         };

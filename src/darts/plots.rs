@@ -150,17 +150,23 @@ pub fn cell(path: &Path, genes: &CellGenes, title: &str) -> Result<()> {
                 ));
             }
             if let (Ok(()), Some(t)) = (&r, text) {
-                // Two thirds of the way, near the arrow's head, in the arrow's colour: edges
-                // that leave one node or cross each other keep their labels apart.
+                // Two thirds of the way, near the arrow's head, in the arrow's colour on a
+                // white box over the line: edges that leave one node or cross each other keep
+                // their labels apart and legible.
+                let style = (FONT, 15).into_font().color(&colour);
+                let (tw, th) = root.estimate_text_size(t, &style).unwrap_or((60, 15));
+                let (tw, th) = (tw as i32, th as i32);
                 let at = (
-                    start.0 + (end.0 - start.0) * 2 / 3 - 25,
-                    start.1 + (end.1 - start.1) * 2 / 3 - 18,
+                    start.0 + (end.0 - start.0) * 2 / 3 - tw / 2,
+                    start.1 + (end.1 - start.1) * 2 / 3 - th / 2,
                 );
-                r = root.draw(&Text::new(
-                    t.to_string(),
-                    at,
-                    (FONT, 15).into_font().color(&colour),
+                r = root.draw(&Rectangle::new(
+                    [(at.0 - 3, at.1 - 2), (at.0 + tw + 3, at.1 + th + 2)],
+                    WHITE.filled(),
                 ));
+                if r.is_ok() {
+                    r = root.draw(&Text::new(t.to_string(), at, style));
+                }
             }
             r.map_err(|e| e.to_string())
         };

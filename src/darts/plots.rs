@@ -129,53 +129,63 @@ pub fn cell(path: &Path, genes: &CellGenes, title: &str) -> Result<()> {
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         root.draw(&Text::new(title.to_string(), (12, 10), (FONT, 22)))
             .map_err(|e| e.to_string())?;
-        let arrow = |from: (i32, i32), to: (i32, i32), colour: RGBColor, text: Option<&str>| {
+        // From the edge of one box to the edge of the other (boxes are 40 wide a side).
+        let ends = |from: (i32, i32), to: (i32, i32)| {
             let (dx, dy) = ((to.0 - from.0) as f64, (to.1 - from.1) as f64);
             let len = (dx * dx + dy * dy).sqrt().max(1.0);
             let (ux, uy) = (dx / len, dy / len);
-            // From the edge of one box to the edge of the other (boxes are 40 wide a side).
             let start = (from.0 + (ux * 45.0) as i32, from.1 + (uy * 25.0) as i32);
             let end = (to.0 - (ux * 45.0) as i32, to.1 - (uy * 25.0) as i32);
+            (start, end, ux, uy)
+        };
+        let arrow = |from: (i32, i32), to: (i32, i32), colour: RGBColor| {
+            let (start, end, ux, uy) = ends(from, to);
             let head = |s: f64| {
                 (
                     end.0 - (ux * 12.0 - uy * 6.0 * s) as i32,
                     end.1 - (uy * 12.0 + ux * 6.0 * s) as i32,
                 )
             };
-            let mut r = root.draw(&PathElement::new(vec![start, end], colour.stroke_width(2)));
-            if r.is_ok() {
-                r = root.draw(&Polygon::new(
-                    vec![end, head(1.0), head(-1.0)],
-                    colour.filled(),
-                ));
+            root.draw(&PathElement::new(vec![start, end], colour.stroke_width(2)))?;
+            root.draw(&Polygon::new(
+                vec![end, head(1.0), head(-1.0)],
+                colour.filled(),
+            ))
+        };
+        // A label in the arrow's colour on a white box over its line, drawn after every line
+        // so no line crosses it; a node's first input labelled 3/5 of the way, its second 4/5,
+        // so two edges into one node keep their labels apart.
+        let label_edge = |from: (i32, i32), to: (i32, i32), colour: RGBColor, k: usize, t: &str| {
+            let (start, end, _, _) = ends(from, to);
+            let style = (FONT, 15).into_font().color(&colour);
+            let (tw, th) = root.estimate_text_size(t, &style).unwrap_or((60, 15));
+            let (tw, th) = (tw as i32, th as i32);
+            let f = if k % 2 == 0 { (3, 5) } else { (4, 5) };
+            let at = (
+                start.0 + (end.0 - start.0) * f.0 / f.1 - tw / 2,
+                start.1 + (end.1 - start.1) * f.0 / f.1 - th / 2,
+            );
+            root.draw(&Rectangle::new(
+                [(at.0 - 3, at.1 - 2), (at.0 + tw + 3, at.1 + th + 2)],
+                WHITE.filled(),
+            ))?;
+            root.draw(&Text::new(t.to_string(), at, style))
+        };
+        let drawn = (|| {
+            for (i, edges) in genes.iter().enumerate() {
+                for (k, (_, j)) in edges.iter().enumerate() {
+                    arrow(pos(*j), pos(i + 2), colour(k))?;
+                }
+                arrow(pos(i + 2), out, RGBColor(160, 160, 160))?;
             }
-            if let (Ok(()), Some(t)) = (&r, text) {
-                // Two thirds of the way, near the arrow's head, in the arrow's colour on a
-                // white box over the line: edges that leave one node or cross each other keep
-                // their labels apart and legible.
-                let style = (FONT, 15).into_font().color(&colour);
-                let (tw, th) = root.estimate_text_size(t, &style).unwrap_or((60, 15));
-                let (tw, th) = (tw as i32, th as i32);
-                let at = (
-                    start.0 + (end.0 - start.0) * 2 / 3 - tw / 2,
-                    start.1 + (end.1 - start.1) * 2 / 3 - th / 2,
-                );
-                r = root.draw(&Rectangle::new(
-                    [(at.0 - 3, at.1 - 2), (at.0 + tw + 3, at.1 + th + 2)],
-                    WHITE.filled(),
-                ));
-                if r.is_ok() {
-                    r = root.draw(&Text::new(t.to_string(), at, style));
+            for (i, edges) in genes.iter().enumerate() {
+                for (k, (p, j)) in edges.iter().enumerate() {
+                    label_edge(pos(*j), pos(i + 2), colour(k), k, p.short())?;
                 }
             }
-            r.map_err(|e| e.to_string())
-        };
-        for (i, edges) in genes.iter().enumerate() {
-            for (k, (p, j)) in edges.iter().enumerate() {
-                arrow(pos(*j), pos(i + 2), colour(k), Some(p.short()))?;
-            }
-            arrow(pos(i + 2), out, RGBColor(160, 160, 160), None)?;
-        }
+            Ok(())
+        })();
+        drawn.map_err(|e: DrawingAreaErrorKind<_>| e.to_string())?;
         let boxes = (0..n + 2)
             .map(|i| {
                 (

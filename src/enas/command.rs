@@ -264,7 +264,7 @@ pub fn run(options: &EnasOptions) -> Result<i32> {
             search.evaluator.space.num_operations(),
             search.settings().epochs,
             if search.evaluator.sharing { "on" } else { "off (every sample trained from scratch)" },
-            if resumed { format!(", resumed after epoch {}", search.epochs_done) } else { String::new() },
+            if resumed { format!(", resumed after epoch {}", search.epochs_done()) } else { String::new() },
             out.display()
         ),
     );
@@ -317,7 +317,7 @@ pub fn run(options: &EnasOptions) -> Result<i32> {
         "search_seconds": search_seconds,
         "final_seconds": final_seconds,
         "wall_seconds": search_seconds + final_seconds,
-        "epochs": search.epochs_done,
+        "epochs": search.epochs_done(),
         "controller_samples": search.rows.len(),
         "shared_steps": ev.shared_steps,
         "shared_epoch_losses": ev.epoch_losses,

@@ -108,13 +108,12 @@ pub const CHECKPOINT: &str = "checkpoint.json";
 pub const SLOTS: [&str; 2] = ["checkpoint-a.ot", "checkpoint-b.ot"];
 
 /// Everything a search works with: the loop's state (the controller as its one strategy),
-/// the evaluator (the shared weights), and the rows so far.
+/// the evaluator (the shared weights, and a handle on the same controller), and the rows so
+/// far.
 pub struct Search {
     pub evaluator: EnasEvaluator,
     pub state: SearchState<'static>,
-    pub controller: SharedController,
     pub rows: Vec<Row>,
-    pub epochs_done: usize,
     /// Seconds of the finished epochs.
     pub seconds: f64,
     pub inputs: serde_json::Value,
@@ -144,11 +143,10 @@ impl Search {
             &problem.settings,
             &mut rng,
         );
-        let controller = strategy.controller.clone();
         let evaluator = EnasEvaluator::new(
             problem,
             sharing,
-            controller.clone(),
+            strategy.controller.clone(),
             stream(seed, Some(1)),
             stop,
         );
@@ -159,9 +157,7 @@ impl Search {
         Search {
             evaluator,
             state,
-            controller,
             rows: Vec::new(),
-            epochs_done: 0,
             seconds: 0.0,
             inputs,
         }
@@ -171,16 +167,25 @@ impl Search {
         &self.evaluator.settings
     }
 
+    /// Epochs finished: every `controller_train_steps` samples the loop took.
+    pub fn epochs_done(&self) -> usize {
+        self.state.done / self.settings().controller_train_steps
+    }
+
+    fn controller(&self) -> &SharedController {
+        &self.evaluator.controller
+    }
+
     /// Runs the remaining epochs on the one search loop; checkpoints after each.
     pub fn run(&mut self, out: &Path, csv: &mut RowWriter, quiet: bool) -> Result<Outcome> {
         let steps = self.settings().controller_train_steps;
         let epochs = self.settings().epochs;
         let stop = self.evaluator.stop.clone();
-        let mut progress = Progress::epochs(epochs, self.epochs_done, quiet);
-        while self.epochs_done < epochs {
+        let mut progress = Progress::epochs(epochs, self.epochs_done(), quiet);
+        while self.epochs_done() < epochs {
             let started = Instant::now();
             let settings = LoopSettings {
-                rollouts: (self.epochs_done + 1) * steps,
+                rollouts: (self.epochs_done() + 1) * steps,
                 per_update: 1,
             };
             let records = crate::search::run_collecting(
@@ -220,7 +225,6 @@ impl Search {
             csv.append(&new_rows.iter().map(Row::fields).collect::<Vec<_>>())?;
             csv.sync()?;
             self.rows.extend(new_rows);
-            self.epochs_done += 1;
             self.seconds += started.elapsed().as_secs_f64();
             self.save(out)?;
             let recent: Vec<f64> = self
@@ -235,15 +239,15 @@ impl Search {
                 Some(l) if self.evaluator.sharing => format!("shared loss {l:.4}  "),
                 _ => String::new(),
             };
-            let baseline = self.controller.lock().state.baseline;
+            let baseline = self.controller().lock().state.baseline;
             progress.line(&format!(
                 "epoch {}/{}  {loss}controller dev accuracy {mean:.3}  baseline {baseline:.3}  {:.1}s",
-                self.epochs_done,
+                self.epochs_done(),
                 epochs,
                 started.elapsed().as_secs_f64()
             ));
             progress.update(
-                self.epochs_done,
+                self.epochs_done(),
                 &format!("dev accuracy {mean:.3}  baseline {baseline:.3}"),
             );
         }
@@ -267,7 +271,7 @@ impl Search {
         for (i, m) in ev.momentum.iter().enumerate() {
             named.push((format!("m{i}"), m.shallow_clone()));
         }
-        let controller = self.controller.lock();
+        let controller = self.controller().lock();
         for (i, c) in controller.tensors().into_iter().enumerate() {
             named.push((format!("c{i}"), c));
         }
@@ -280,7 +284,7 @@ impl Search {
             inputs: self.inputs.clone(),
             settings: ev.settings.clone(),
             sharing: ev.sharing,
-            epochs_done: self.epochs_done,
+            epochs_done: self.epochs_done(),
             shared_steps: ev.shared_steps,
             rng: ev.rng.clone(),
             search_rng: self.state.searches[0].rng.clone(),
@@ -332,7 +336,7 @@ impl Search {
         }
         controller.sort_by_key(|(i, _)| *i);
         let tensors: Vec<Tensor> = controller.into_iter().map(|(_, t)| t).collect();
-        self.controller.lock().restore(&tensors, c.controller)?;
+        ev.controller.lock().restore(&tensors, c.controller)?;
         ev.rng = c.rng;
         ev.shared_steps = c.shared_steps;
         ev.epoch_losses = c.epoch_losses;
@@ -342,7 +346,6 @@ impl Search {
         self.state.searches[0].rng = c.search_rng;
         self.state.done = c.rows.len();
         self.rows = c.rows;
-        self.epochs_done = c.epochs_done;
         self.seconds = c.seconds;
         Ok(())
     }
@@ -352,7 +355,7 @@ impl Search {
     /// the best reward (ties: the latest).
     pub fn choose(&mut self) -> (Arch, f64, Vec<(Arch, f64)>) {
         let ev = &mut self.evaluator;
-        let controller = self.controller.lock();
+        let controller = ev.controller.lock();
         if ev.sharing {
             let mut scored = Vec::new();
             for _ in 0..ev.settings.final_samples {

@@ -84,6 +84,13 @@ impl TrainData {
     }
 }
 
+/// The same values stored channels-last (NHWC order in memory, still indexed as NCHW), where
+/// some of oneDNN's CPU kernels run faster. tch has no memory-format argument: a permuted copy
+/// viewed back as NCHW has channels-last strides, which libtorch's kernels recognise.
+pub fn channels_last(x: &Tensor) -> Tensor {
+    x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,11 +119,4 @@ mod tests {
         assert_eq!(moons.train.x.size(), [35, 2]);
         assert_eq!((moons.dev.len(), moons.test.len()), (5, 10));
     }
-}
-
-/// The same values stored channels-last (NHWC order in memory, still indexed as NCHW), where
-/// some of oneDNN's CPU kernels run faster. tch has no memory-format argument: a permuted copy
-/// viewed back as NCHW has channels-last strides, which libtorch's kernels recognise.
-pub fn channels_last(x: &Tensor) -> Tensor {
-    x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
 }

@@ -95,6 +95,7 @@ pub const TRAIN_TIES_TO_LATER: bool = false; // of epochs tying for the best dev
 pub const EVAL_BATCH_SIZE: usize = 1000; // examples per forward pass when evaluating
 pub const GRAD_CLIP_EPS: f64 = 1e-6; // scale = max / (norm + this), as PyTorch's clip_grad_norm_
 pub const TRAIN_LR_LIMIT: f64 = 1e3; // larger learning rates are refused (libtorch's Adam overflows near 1e38)
+pub const TRAIN_WEIGHT_DECAY_LIMIT: f64 = 1e3; // larger weight decays are refused (libtorch's optimisers hold it as a 32-bit float)
 
 // --- Baseline CNN (src/nn/cnn.rs) ---
 pub const CNN_CHANNELS: [i64; 3] = [16, 32, 64]; // output channels of the three conv layers
@@ -634,6 +635,12 @@ impl TrainerSettings {
                 ));
             }
         }
+        if self.weight_decay > TRAIN_WEIGHT_DECAY_LIMIT {
+            return Err(format!(
+                "weight_decay must be at most {TRAIN_WEIGHT_DECAY_LIMIT} (TRAIN_WEIGHT_DECAY_LIMIT in src/config.rs), got {:e}",
+                self.weight_decay
+            ));
+        }
         if self.momentum >= 1.0 {
             return Err(format!("momentum must be below 1, got {}", self.momentum));
         }
@@ -841,6 +848,7 @@ mod tests {
             ("controller_lr=1e400", "controller_lr"),
             ("child.max_epochs=1e20", "child.max_epochs"),
             ("seed=-1", "seed"),
+            ("final.weight_decay=1e308", "TRAIN_WEIGHT_DECAY_LIMIT"),
         ];
         for (assignment, expected) in refused {
             let mut s = Settings::default();
